@@ -1,0 +1,142 @@
+package scsi
+
+// TMFResult is a task management function's service response (SAM-5 7.1).
+type TMFResult uint8
+
+const (
+	// TMFComplete: FUNCTION COMPLETE.
+	TMFComplete TMFResult = iota
+	// TMFSucceeded: FUNCTION SUCCEEDED (QUERY TASK found the task).
+	TMFSucceeded
+	// TMFRejected: FUNCTION REJECTED.
+	TMFRejected
+	// TMFIncorrectLUN: INCORRECT LOGICAL UNIT NUMBER.
+	TMFIncorrectLUN
+)
+
+func (r TMFResult) String() string {
+	switch r {
+	case TMFComplete:
+		return "FUNCTION COMPLETE"
+	case TMFSucceeded:
+		return "FUNCTION SUCCEEDED"
+	case TMFRejected:
+		return "FUNCTION REJECTED"
+	case TMFIncorrectLUN:
+		return "INCORRECT LOGICAL UNIT NUMBER"
+	}
+	return "UNKNOWN"
+}
+
+func (n *Nexus) tmfLU(lun uint64) *itl {
+	l, wk, ok := DecodeLUN(lun)
+	if !ok || wk {
+		return nil
+	}
+	return n.maps.Load().get(l)
+}
+
+// AbortTask aborts the nexus's task with the given tag (SAM-5 7.2). It
+// returns once the task, if it was still running, moves no more data; the
+// aborted command gets no response. A task that already completed is not
+// found, which is FUNCTION COMPLETE too.
+func (n *Nexus) AbortTask(lun, tag uint64) TMFResult {
+	x := n.tmfLU(lun)
+	if x == nil {
+		return TMFIncorrectLUN
+	}
+	if x.lu.tasks.abort(func(c *Command) bool { return c.nexus == n && c.Tag == tag }) > 0 {
+		x.lu.tasks.waitAborted()
+	}
+	return TMFComplete
+}
+
+// AbortTaskSet aborts every task of this nexus on the LU (SAM-5 7.3).
+func (n *Nexus) AbortTaskSet(lun uint64) TMFResult {
+	x := n.tmfLU(lun)
+	if x == nil {
+		return TMFIncorrectLUN
+	}
+	if x.lu.tasks.abort(func(c *Command) bool { return c.nexus == n }) > 0 {
+		x.lu.tasks.waitAborted()
+	}
+	return TMFComplete
+}
+
+// ClearTaskSet aborts every task on the LU, from every nexus (SAM-5 7.5).
+// With TAS 0, other nexuses whose tasks were cleared get COMMANDS CLEARED
+// BY ANOTHER INITIATOR.
+func (n *Nexus) ClearTaskSet(lun uint64) TMFResult {
+	x := n.tmfLU(lun)
+	if x == nil {
+		return TMFIncorrectLUN
+	}
+	x.lu.clearTasks(n, ASCCommandsClearedByAnother)
+	return TMFComplete
+}
+
+// LUReset performs a logical unit reset (SAM-5 7.7): every task is aborted,
+// mode parameters return to their saved values, SPC-2 style state clears,
+// and every nexus, this one included, gets BUS DEVICE RESET FUNCTION
+// OCCURRED.
+func (n *Nexus) LUReset(lun uint64) TMFResult {
+	x := n.tmfLU(lun)
+	if x == nil {
+		return TMFIncorrectLUN
+	}
+	x.lu.Reset()
+	return TMFComplete
+}
+
+// ClearACA (SAM-5 7.4): this target never establishes an ACA condition
+// (NormACA is 0), so there is none to clear.
+func (n *Nexus) ClearACA(lun uint64) TMFResult {
+	if n.tmfLU(lun) == nil {
+		return TMFIncorrectLUN
+	}
+	return TMFComplete
+}
+
+// QueryTask (SAM-5 7.8) reports FUNCTION SUCCEEDED when the task with the
+// tag is in the task set, FUNCTION COMPLETE when it is not.
+func (n *Nexus) QueryTask(lun, tag uint64) TMFResult {
+	x := n.tmfLU(lun)
+	if x == nil {
+		return TMFIncorrectLUN
+	}
+	if x.lu.tasks.find(func(c *Command) bool { return c.nexus == n && c.Tag == tag }) {
+		return TMFSucceeded
+	}
+	return TMFComplete
+}
+
+// clearTasks aborts every task of the LU and tells the other nexuses that
+// lost tasks.
+func (lu *LU) clearTasks(by *Nexus, asc ASC) {
+	hit := map[*Nexus]bool{}
+	lu.tasks.abort(func(c *Command) bool {
+		if c.nexus != by {
+			hit[c.nexus] = true
+		}
+		return true
+	})
+	lu.tasks.waitAborted()
+	lu.mu.Lock()
+	for x := range lu.itls {
+		if hit[x.nexus] {
+			x.ua.add(asc)
+		}
+	}
+	lu.mu.Unlock()
+}
+
+// Reset performs a logical unit reset.
+func (lu *LU) Reset() {
+	lu.tasks.abort(func(*Command) bool { return true })
+	lu.tasks.waitAborted()
+	lu.mode.resetToSaved()
+	lu.applyMode()
+	lu.prevent.Store(false)
+	lu.dev.reset()
+	lu.ua(ASCBusDeviceReset, nil)
+}
