@@ -226,10 +226,12 @@ func (n *Nexus) executeNoLU(c *Command) {
 				err = ErrLUNotSupported
 			}
 		case opRequestSense:
+			// The DESC bit picks the format here too (SPC-4 6.29.1).
+			desc := len(c.CDB) > 1 && c.CDB[1]&0x01 != 0
 			if ok && wk && lun == wlunReportLUNs {
-				err = requestSenseData(c, nil, false)
+				err = requestSenseData(c, nil, desc)
 			} else {
-				err = requestSenseData(c, ErrLUNotSupported, false)
+				err = requestSenseData(c, ErrLUNotSupported, desc)
 			}
 		case opTestUnitReady:
 			if ok && wk && lun == wlunReportLUNs {
