@@ -80,13 +80,16 @@ var (
 
 // OpError records which operation failed where.
 type OpError struct {
-	Op  string // "read", "write", "flush", "unmap", "write-zeroes", "open"
-	Off int64
-	Len int64
+	Op  string // "read", "write", "flush", "unmap", "write-zeroes", "open", "close"
+	Off int64  // byte offset; zero for operations without a range
+	Len int64  // byte length; zero for operations without a range
 	Err error
 }
 
 func (e *OpError) Error() string {
+	if e.Off == 0 && e.Len == 0 {
+		return fmt.Sprintf("backstore %s: %v", e.Op, e.Err)
+	}
 	return fmt.Sprintf("backstore %s at %d+%d: %v", e.Op, e.Off, e.Len, e.Err)
 }
 

@@ -241,14 +241,12 @@ func (m *modeState) selectPages(list []byte, base int, save bool) (bool, error) 
 		}
 	}
 	if save {
-		var all [][]byte
-		for _, u := range updates {
-			u.e.saved = append([]byte(nil), u.e.cur...)
-		}
+		// SP 1 saves every saveable page, not only those in the list
+		// (SPC-4 6.9: "all the saveable mode pages including any sent").
+		all := make([][]byte, 0, len(m.pages))
 		for _, e := range m.pages {
-			if e.saved != nil {
-				all = append(all, e.saved)
-			}
+			e.saved = append(e.saved[:0], e.cur...)
+			all = append(all, e.saved)
 		}
 		if err := m.saver(all); err != nil {
 			return changed, ErrInternalFailure

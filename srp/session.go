@@ -205,12 +205,12 @@ func (s *Server) login(ch Channel, port *scsi.Port) (*channel, error) {
 	s.mu.Unlock()
 
 	rsp := &LoginRsp{
-		Tag:                req.Tag,
-		ReqLimDelta:        int32(credits),
-		MaxITIULen:         req.MaxITIULen,
-		MaxTIIULen:         uint32(lim.MaxTIIU),
-		BufFmt:             BufFmtDirect | BufFmtIndirect,
-		MultiChannel:       result,
+		Tag:          req.Tag,
+		ReqLimDelta:  int32(credits),
+		MaxITIULen:   req.MaxITIULen,
+		MaxTIIULen:   uint32(lim.MaxTIIU),
+		BufFmt:       BufFmtDirect | BufFmtIndirect,
+		MultiChannel: result,
 	}
 	if immOff != 0 {
 		rsp.Flags |= LoginRspFlagImmData
