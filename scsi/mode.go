@@ -243,13 +243,16 @@ func (m *modeState) selectPages(list []byte, base int, save bool) (bool, error) 
 	if save {
 		// SP 1 saves every saveable page, not only those in the list
 		// (SPC-4 6.9: "all the saveable mode pages including any sent").
-		all := make([][]byte, 0, len(m.pages))
-		for _, e := range m.pages {
-			e.saved = append(e.saved[:0], e.cur...)
-			all = append(all, e.saved)
+		// The saved values change only once the saver has kept them.
+		all := make([][]byte, len(m.pages))
+		for i, e := range m.pages {
+			all[i] = append([]byte(nil), e.cur...)
 		}
 		if err := m.saver(all); err != nil {
 			return changed, ErrInternalFailure
+		}
+		for i, e := range m.pages {
+			e.saved = all[i]
 		}
 	}
 	return changed, nil
