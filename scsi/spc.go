@@ -444,15 +444,15 @@ func (lu *LU) modeSelect(c *Command) error {
 			return InvalidParam(hdr, -1)
 		}
 	}
+	// A saver that fails leaves the new current values in force: apply
+	// them (and tell the other nexuses) before reporting the failure, so
+	// that the LU behaves as MODE SENSE says.
 	changed, err := lu.mode.selectPages(p[hdr+bdl:], hdr+bdl, sp)
-	if err != nil {
-		return err
-	}
 	if changed {
 		lu.applyMode()
 		lu.ua(ASCModeParametersChanged, c.nexus)
 	}
-	return nil
+	return err
 }
 
 // REPORT SUPPORTED OPERATION CODES (SPC-4 6.35).
