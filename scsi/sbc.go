@@ -410,6 +410,11 @@ func (d *disk) verify(c *Command) error {
 // storage, then is read back and compared.
 func (d *disk) writeVerify(c *Command) error {
 	lba, n, _, lenOff := rwFields(c.CDB)
+	// BYTCHK 10b and 11b are reserved for WRITE AND VERIFY (SBC-4
+	// 5.52); 00b (medium verification) is served by the same compare.
+	if (c.CDB[1]>>1)&0x03 >= 2 {
+		return InvalidCDB(1, 2)
+	}
 	if err := d.checkRange(lba, uint64(n)); err != nil {
 		return err
 	}
