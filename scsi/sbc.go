@@ -192,7 +192,7 @@ func (d *disk) applyMode(m *modeState) {
 func (d *disk) register(t *opTable) {
 	rw := opMedium
 	wr := opMedium | opWrite
-	t.add(&opInfo{name: "FORMAT UNIT", code: opFormatUnit, usage: cdb(0x1F, 0, 0, 0, 0), flags: wr, fn: d.formatUnit})
+	t.add(&opInfo{name: "FORMAT UNIT", code: opFormatUnit, usage: cdb(0x3F, 0, 0, 0, 0), flags: wr, fn: d.formatUnit})
 	t.add(&opInfo{name: "READ(6)", code: opRead6, usage: cdb(0x1F, 0xFF, 0xFF, 0xFF, 0), flags: rw, fn: d.read})
 	t.add(&opInfo{name: "WRITE(6)", code: opWrite6, usage: cdb(0x1F, 0xFF, 0xFF, 0xFF, 0), flags: wr, fn: d.write})
 	t.add(&opInfo{name: "START STOP UNIT", code: opStartStop, usage: cdb(0x01, 0, 0x0F, 0xF7, 0), fn: d.startStop})
@@ -774,8 +774,9 @@ func (d *disk) startStop(c *Command) error {
 	return nil
 }
 
-// FORMAT UNIT (SBC-3 5.3) with no format data, or with a short parameter
-// list header carrying no defect list and no initialization pattern. The
+// FORMAT UNIT (SBC-3 5.3) with no format data, or with a short or long
+// parameter list header carrying no defect list and no initialization
+// pattern. The
 // medium is zeroed (unmapped where the store reads holes as zeros); while it
 // runs, medium access reports FORMAT IN PROGRESS with a progress indication.
 // IMMED in the header returns GOOD at once.
@@ -783,8 +784,15 @@ func (d *disk) formatUnit(c *Command) error {
 	fmtdata := c.CDB[1]&0x10 != 0
 	immed := false
 	if fmtdata {
-		c.OutWant = 4
-		if len(c.DataOut) < 4 {
+		// LONGLIST selects the 8-byte long parameter list header, whose
+		// DEFECT LIST LENGTH is bytes 4-7 (SBC-3 5.3.2.2, table 33).
+		long := c.CDB[1]&0x20 != 0
+		hlen := 4
+		if long {
+			hlen = 8
+		}
+		c.OutWant = hlen
+		if len(c.DataOut) < hlen {
 			return ErrParamListLength
 		}
 		h := c.DataOut
@@ -797,7 +805,14 @@ func (d *disk) formatUnit(c *Command) error {
 		if h[1]&0x08 != 0 {
 			return InvalidParam(1, 3) // IP: no initialization pattern support
 		}
-		if binary.BigEndian.Uint16(h[2:4]) != 0 {
+		if long {
+			if h[3] != 0 {
+				return InvalidParam(3, highBit(h[3])) // P_I_INFORMATION, PROTECTION INTERVAL EXPONENT
+			}
+			if binary.BigEndian.Uint32(h[4:8]) != 0 {
+				return InvalidParam(4, -1) // no defect list
+			}
+		} else if binary.BigEndian.Uint16(h[2:4]) != 0 {
 			return InvalidParam(2, -1) // no defect list
 		}
 		immed = h[1]&0x02 != 0
