@@ -3,7 +3,6 @@ package scsi
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"math/bits"
 	"sync"
@@ -251,14 +250,13 @@ func (d *disk) checkRange(lba uint64, n uint64) error {
 	return nil
 }
 
-// ioErr classifies a backstore error, pointing a medium error at the first
-// failing block where the store says which.
-func (d *disk) ioErr(err error, write bool, lba uint64) error {
-	var oe *backstore.OpError
-	if errors.As(err, &oe) && oe.Off >= 0 {
-		lba = uint64(oe.Off) >> d.shift
-	}
-	return ioError(err, write, lba)
+// ioErr classifies a backstore error for an operation that started at
+// lba and moved done bytes before it failed: a medium error points at the
+// first logical block not transferred, as the LBA "associated with the
+// sense key" (SPC-4 4.5.2.2) that an initiator takes as the end of the
+// good data (Linux sd counts the blocks before it as completed).
+func (d *disk) ioErr(err error, write bool, lba uint64, done int64) error {
+	return ioError(err, write, lba+uint64(done)>>d.shift)
 }
 
 // READ(6/10/12/16) (SBC-3 5.11-5.14).
@@ -280,10 +278,10 @@ func (d *disk) read(c *Command) error {
 		return nil
 	}
 	d.caw.RLock()
-	_, err := d.store.ReadAt(dst, int64(lba)<<d.shift)
+	got, err := d.store.ReadAt(dst, int64(lba)<<d.shift)
 	d.caw.RUnlock()
 	if err != nil {
-		return d.ioErr(err, false, lba)
+		return d.ioErr(err, false, lba, int64(got))
 	}
 	c.InLen = len(dst)
 	return nil
@@ -318,15 +316,16 @@ func (d *disk) write(c *Command) error {
 func (d *disk) writeAt(p []byte, lba uint64, fua bool) error {
 	off := int64(lba) << d.shift
 	var err error
+	var done int
 	d.caw.RLock()
 	if (fua || !d.wce.Load()) && d.caps.Volatile {
-		_, err = d.store.WriteAtSync(p, off)
+		done, err = d.store.WriteAtSync(p, off)
 	} else {
-		_, err = d.store.WriteAt(p, off)
+		done, err = d.store.WriteAt(p, off)
 	}
 	d.caw.RUnlock()
 	if err != nil {
-		return d.ioErr(err, true, lba)
+		return d.ioErr(err, true, lba, int64(done))
 	}
 	return nil
 }
@@ -346,8 +345,8 @@ func (d *disk) compareMedium(lba uint64, nblocks uint64, want []byte, pattern bo
 	for done < nblocks {
 		k := min(chunk, nblocks-done)
 		b := buf[:k<<d.shift]
-		if _, err := d.store.ReadAt(b, int64(lba+done)<<d.shift); err != nil {
-			return d.ioErr(err, false, lba+done)
+		if got, err := d.store.ReadAt(b, int64(lba+done)<<d.shift); err != nil {
+			return d.ioErr(err, false, lba+done, int64(got))
 		}
 		if want != nil {
 			for i := uint64(0); i < k; i++ {
@@ -453,7 +452,7 @@ func (d *disk) syncCache(c *Command) error {
 		return err
 	}
 	if err := d.store.Flush(); err != nil {
-		return d.ioErr(err, true, lba)
+		return d.ioErr(err, true, lba, 0)
 	}
 	return nil
 }
@@ -548,7 +547,7 @@ func (d *disk) unmap(c *Command) error {
 			continue
 		}
 		if err := d.store.Unmap(int64(lba)<<d.shift, int64(n)<<d.shift); err != nil {
-			return d.ioErr(err, true, lba)
+			return d.ioErr(err, true, lba, 0)
 		}
 	}
 	return nil
@@ -595,25 +594,27 @@ func (d *disk) writeSame(c *Command) error {
 	d.caw.RLock()
 	defer d.caw.RUnlock()
 	var err error
+	var done int64
 	switch {
 	case zero && unmap && d.caps.Unmap && d.caps.UnmapZeroes:
 		err = d.store.Unmap(off, length)
 	case zero:
 		err = d.store.WriteZeroes(off, length)
 	default:
-		err = d.fill(block, off, length)
+		done, err = d.fill(block, off, length)
 	}
 	if err == nil && !d.wce.Load() && d.caps.Volatile {
 		err = d.store.Flush()
 	}
 	if err != nil {
-		return d.ioErr(err, true, lba)
+		return d.ioErr(err, true, lba, done)
 	}
 	return nil
 }
 
-// fill writes block repeatedly over [off, off+length).
-func (d *disk) fill(block []byte, off, length int64) error {
+// fill writes block repeatedly over [off, off+length) and returns how many
+// bytes it wrote.
+func (d *disk) fill(block []byte, off, length int64) (int64, error) {
 	sp := d.getScratch()
 	defer d.putScratch(sp)
 	buf := *sp
@@ -621,18 +622,21 @@ func (d *disk) fill(block []byte, off, length int64) error {
 		copy(buf[i:], block)
 	}
 	buf = buf[:len(buf)/len(block)*len(block)]
+	var done int64
 	for length > 0 {
 		k := int64(len(buf))
 		if k > length {
 			k = length
 		}
-		if _, err := d.store.WriteAt(buf[:k], off); err != nil {
-			return err
+		n, err := d.store.WriteAt(buf[:k], off)
+		if err != nil {
+			return done + int64(n), err
 		}
+		done += k
 		off += k
 		length -= k
 	}
-	return nil
+	return done, nil
 }
 
 func isZero(b []byte) bool {
@@ -679,8 +683,8 @@ func (d *disk) compareAndWrite(c *Command) error {
 	off := int64(lba) << d.shift
 	d.caw.Lock()
 	defer d.caw.Unlock()
-	if _, err := d.store.ReadAt(cur, off); err != nil {
-		return d.ioErr(err, false, lba)
+	if got, err := d.store.ReadAt(cur, off); err != nil {
+		return d.ioErr(err, false, lba, int64(got))
 	}
 	verify := c.DataOut[:size]
 	if !bytes.Equal(cur, verify) {
@@ -691,13 +695,14 @@ func (d *disk) compareAndWrite(c *Command) error {
 		}
 	}
 	var err error
+	var done int
 	if (fua || !d.wce.Load()) && d.caps.Volatile {
-		_, err = d.store.WriteAtSync(c.DataOut[size:], off)
+		done, err = d.store.WriteAtSync(c.DataOut[size:], off)
 	} else {
-		_, err = d.store.WriteAt(c.DataOut[size:], off)
+		done, err = d.store.WriteAt(c.DataOut[size:], off)
 	}
 	if err != nil {
-		return d.ioErr(err, true, lba)
+		return d.ioErr(err, true, lba, int64(done))
 	}
 	return nil
 }
@@ -727,7 +732,7 @@ func (d *disk) getLBAStatus(c *Command) error {
 		if am != nil {
 			alloc, run, err := am.Allocation(int64(lba) << d.shift)
 			if err != nil {
-				return d.ioErr(err, false, lba)
+				return d.ioErr(err, false, lba, 0)
 			}
 			if !alloc {
 				status = 1
@@ -767,7 +772,7 @@ func (d *disk) startStop(c *Command) error {
 	}
 	if b4&0x04 == 0 {
 		if err := d.store.Flush(); err != nil {
-			return d.ioErr(err, true, 0)
+			return d.ioErr(err, true, 0, 0)
 		}
 	}
 	d.lu.ready.CompareAndSwap(luReady, luStopped)
@@ -834,12 +839,12 @@ func (d *disk) formatUnit(c *Command) error {
 				err = d.store.WriteZeroes(off, n)
 			}
 			if err != nil {
-				return d.ioErr(err, true, uint64(off)>>d.shift)
+				return d.ioErr(err, true, uint64(off)>>d.shift, 0)
 			}
 			d.lu.progress.Store(uint32((off + n) * 65535 / size))
 		}
 		if err := d.store.Flush(); err != nil {
-			return d.ioErr(err, true, 0)
+			return d.ioErr(err, true, 0, 0)
 		}
 		return nil
 	}
