@@ -176,7 +176,7 @@ func (r *rig) data(resp *scsitest.Response, want []byte) {
 	r.t.Helper()
 	r.good(resp)
 	if !bytes.Equal(resp.Data, want) {
-		r.t.Fatalf("data-in mismatch\n got % x\nwant % x", resp.Data, want)
+		r.t.Fatalf("data-in mismatch: %s", diff(resp.Data, want))
 	}
 }
 
@@ -410,4 +410,18 @@ var errTest = errors.New("test: injected failure")
 
 func openNull(size int64) (backstore.Store, error) {
 	return backstore.Open(backstore.Spec{Kind: backstore.KindNull, Size: size})
+}
+
+// diff describes how got differs from want, briefly for long buffers.
+func diff(got, want []byte) string {
+	if len(got) <= 64 && len(want) <= 64 {
+		return fmt.Sprintf("\n got % x\nwant % x", got, want)
+	}
+	i := 0
+	for i < len(got) && i < len(want) && got[i] == want[i] {
+		i++
+	}
+	lo := max(0, i-8)
+	return fmt.Sprintf("got %d bytes, want %d; first difference at offset %d\n got[%d:] % x\nwant[%d:] % x",
+		len(got), len(want), i, lo, got[lo:min(len(got), lo+32)], lo, want[lo:min(len(want), lo+32)])
 }
