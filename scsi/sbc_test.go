@@ -230,6 +230,9 @@ func TestReadCapacity(t *testing.T) {
 	})
 }
 
+// plainStore hides every method beyond backstore.Store (Allocator).
+type plainStore struct{ backstore.Store }
+
 // noUnmap hides a store's deallocation: the LU is fully provisioned.
 type noUnmap struct{ backstore.Store }
 
@@ -449,7 +452,7 @@ func TestGetLBAStatus(t *testing.T) {
 		{name: "past end", cdb: scsitest.GetLBAStatus(2048, 32), inLen: 32, err: se(5, 0x2100, "")},
 	})
 	// A store that cannot tell reports everything mapped, in one run.
-	m := newRig(t, rigConfig{})
+	m := newRig(t, rigConfig{store: plainStore{memStore(t, 1<<20, 512)}})
 	m.data(m.do(scsitest.GetLBAStatus(100, 32), nil, 32), cat("00 00 00 14 00 00 00 00", desc(100, 1948, 0)))
 }
 
