@@ -5,17 +5,17 @@ import "sync"
 // task is a command's place in its logical unit's task set.
 type task struct {
 	next, prev *Command // every task of the LU, in arrival order
-	qnext      *Command // blocked tasks, FIFO
 	wake       chan struct{}
 	queued     bool // in the task list
-	blocked    bool // waiting for older tasks (ORDERED, or behind one)
-	running    bool // counted as an executing task
+	special    bool // ORDERED or HEAD OF QUEUE: counted in taskSet.special
+	blocked    bool // waiting for older tasks to end
+	running    bool // enabled: executing
 	aborting   bool // marked by a task management function
 }
 
 func (t *task) reset() {
-	t.next, t.prev, t.qnext = nil, nil, nil
-	t.queued, t.blocked, t.running, t.aborting = false, false, false, false
+	t.next, t.prev = nil, nil
+	t.queued, t.special, t.blocked, t.running, t.aborting = false, false, false, false, false
 	if t.wake != nil {
 		select {
 		case <-t.wake:
@@ -24,21 +24,27 @@ func (t *task) reset() {
 	}
 }
 
-// taskSet orders a logical unit's tasks by their task attribute
-// (SAM-5 8.6, with the queue algorithm modifier at 0: restricted
-// reordering). SIMPLE tasks run concurrently; an ORDERED task starts when
-// every older task has ended and holds back every newer task except HEAD OF
-// QUEUE ones; a HEAD OF QUEUE task starts at once.
+// taskSet orders a logical unit's tasks by their task attribute (SAM-5
+// 8.6; the control mode page reports QUEUE ALGORITHM MODIFIER 1, so SIMPLE
+// tasks need no ordering among themselves). The order that counts is
+// arrival: the order of Nexus.Start, not of Execute, since a transport
+// may fetch a newer command's data-out first.
+//
+//   - HEAD OF QUEUE starts at once.
+//   - ORDERED starts once every older task has ended.
+//   - SIMPLE starts once every older ORDERED and HEAD OF QUEUE task has
+//     ended (SAM-5 8.6.2).
 //
 // All tasks, running or blocked, stay on one list in arrival order so task
-// management functions can find them by nexus and tag.
+// management functions can find them by nexus and tag. With no ORDERED or
+// HEAD OF QUEUE task in the set, a SIMPLE task starts without looking at
+// the list.
 type taskSet struct {
-	mu             sync.Mutex
-	head, tail     *Command
-	qhead, qtail   *Command
-	active         int  // tasks executing
-	orderedRunning bool // an ORDERED task is executing
-	quiesced       sync.Cond
+	mu         sync.Mutex
+	head, tail *Command
+	special    int // ORDERED and HEAD OF QUEUE tasks on the list
+	blocked    int // tasks waiting to start
+	quiesced   sync.Cond
 }
 
 func (ts *taskSet) init() { ts.quiesced.L = &ts.mu }
@@ -55,6 +61,10 @@ func (ts *taskSet) add(c *Command) {
 	}
 	ts.tail = c
 	c.task.queued = true
+	if c.Attr == Ordered || c.Attr == HeadOfQueue {
+		c.task.special = true
+		ts.special++
+	}
 	ts.mu.Unlock()
 }
 
@@ -67,7 +77,7 @@ func (ts *taskSet) start(c *Command) bool {
 		return false
 	}
 	if ts.mayStart(c) {
-		ts.run(c)
+		c.task.running = true
 		ts.mu.Unlock()
 		return true
 	}
@@ -75,13 +85,7 @@ func (ts *taskSet) start(c *Command) bool {
 		c.task.wake = make(chan struct{}, 1)
 	}
 	c.task.blocked = true
-	c.task.qnext = nil
-	if ts.qtail != nil {
-		ts.qtail.task.qnext = c
-	} else {
-		ts.qhead = c
-	}
-	ts.qtail = c
+	ts.blocked++
 	ts.mu.Unlock()
 
 	<-c.task.wake
@@ -91,40 +95,34 @@ func (ts *taskSet) start(c *Command) bool {
 	return ok
 }
 
-// mayStart reports whether c can start now; ts.mu is held.
+// mayStart reports whether c can start now, given the tasks that arrived
+// before it; ts.mu is held.
 func (ts *taskSet) mayStart(c *Command) bool {
 	switch c.Attr {
 	case HeadOfQueue:
 		return true
 	case Ordered:
-		return ts.active == 0 && ts.qhead == nil
-	default:
-		return !ts.orderedRunning && ts.qhead == nil
+		return c.task.prev == nil
 	}
-}
-
-func (ts *taskSet) run(c *Command) {
-	c.task.running = true
-	c.task.blocked = false
-	ts.active++
-	if c.Attr == Ordered {
-		ts.orderedRunning = true
+	if ts.special == 0 {
+		return true
 	}
+	for p := c.task.prev; p != nil; p = p.task.prev {
+		if p.task.special {
+			return false
+		}
+	}
+	return true
 }
 
 // end removes c from the task set and starts the blocked tasks that may now
 // run.
 func (ts *taskSet) end(c *Command) {
 	ts.mu.Lock()
-	if c.task.running {
-		c.task.running = false
-		ts.active--
-		if c.Attr == Ordered {
-			ts.orderedRunning = false
-		}
-	}
+	c.task.running = false
 	if c.task.blocked {
-		ts.unqueue(c)
+		c.task.blocked = false
+		ts.blocked--
 	}
 	ts.unlink(c)
 	ts.dispatch()
@@ -150,53 +148,39 @@ func (ts *taskSet) unlink(c *Command) {
 	}
 	c.task.next, c.task.prev = nil, nil
 	c.task.queued = false
-}
-
-// unqueue removes a blocked task from the FIFO; ts.mu is held.
-func (ts *taskSet) unqueue(c *Command) {
-	var prev *Command
-	for p := ts.qhead; p != nil; p = p.task.qnext {
-		if p == c {
-			if prev != nil {
-				prev.task.qnext = p.task.qnext
-			} else {
-				ts.qhead = p.task.qnext
-			}
-			if ts.qtail == c {
-				ts.qtail = prev
-			}
-			c.task.qnext = nil
-			c.task.blocked = false
-			return
-		}
-		prev = p
+	if c.task.special {
+		c.task.special = false
+		ts.special--
 	}
 }
 
-// dispatch starts blocked tasks from the head of the FIFO while they may
-// run; ts.mu is held.
+// dispatch starts the blocked tasks that may now run, walking the list in
+// arrival order; ts.mu is held.
 func (ts *taskSet) dispatch() {
-	for c := ts.qhead; c != nil; c = ts.qhead {
-		ok := false
-		switch c.Attr {
-		case Ordered:
-			ok = ts.active == 0
-		default:
-			ok = !ts.orderedRunning
+	if ts.blocked == 0 {
+		return
+	}
+	older, olderSpecial := false, false
+	for p := ts.head; p != nil; p = p.task.next {
+		if p.task.blocked {
+			ok := false
+			switch p.Attr {
+			case HeadOfQueue:
+				ok = true
+			case Ordered:
+				ok = !older
+			default:
+				ok = !olderSpecial
+			}
+			if ok {
+				p.task.blocked = false
+				ts.blocked--
+				p.task.running = true
+				p.task.wake <- struct{}{}
+			}
 		}
-		if !ok {
-			return
-		}
-		ts.qhead = c.task.qnext
-		if ts.qhead == nil {
-			ts.qtail = nil
-		}
-		c.task.qnext = nil
-		ts.run(c)
-		c.task.wake <- struct{}{}
-		if c.Attr == Ordered {
-			return
-		}
+		older = true
+		olderSpecial = olderSpecial || p.task.special
 	}
 }
 
@@ -216,7 +200,8 @@ func (ts *taskSet) abort(match func(*Command) bool) int {
 		c.task.aborting = true
 		n++
 		if c.task.blocked {
-			ts.unqueue(c)
+			c.task.blocked = false
+			ts.blocked--
 			c.task.wake <- struct{}{}
 		}
 	}
