@@ -300,7 +300,7 @@ func TestGoldenCmd(t *testing.T) {
 				Partial: []MemDesc{{0xa0000, 0x44, 0x200}, {0xb0000, 0x44, 0x400}}}}
 		got := &Cmd{DescBuf: make([]MemDesc, 0, 8)}
 		checkGolden(t, x, got, want)
-		if !got.In.Complete() || &got.In.Partial[0] != &got.DescBuf[:1][0] {
+		if !got.In.Complete() || got.In.Len() != 0x600 || &got.In.Partial[0] != &got.DescBuf[:1][0] {
 			t.Fatal("complete table not decoded into DescBuf")
 		}
 	})
