@@ -53,7 +53,7 @@ resolve_pkgs() {
     grep -vE '^(perl|python|libperl|libpython|lib.*-perl$|cdebconf|debconf|libdebian-installer|dpkg|adduser|passwd|udev|systemd|init-system-helpers|install-info|usrmerge|usr-is-merged|mailcap|media-types|mime-support|lsb-base|sysvinit-utils|tar$|libpam)' || true
   printf '%s\n' "${TOP[@]}"
 }
-mapfile -t PKGS < <(resolve_pkgs | sort -u)
+PKGS=($(resolve_pkgs | sort -u))
 VERSIONS=$(apt-cache show --no-all-versions "${PKGS[@]}" 2>/dev/null |
   awk '/^Package:/{p=$2} /^Version:/{print p"="$2}' | sort -u)
 
@@ -181,8 +181,9 @@ add_modules() {
 
 add_kmod() {
   local r=$1 t
-  add_bin "$r" bin/kmod
-  for t in modprobe insmod rmmod lsmod modinfo depmod; do ln -sf kmod "$r/usr/bin/$t"; done
+  add_bin "$r" bin/kmod /usr/sbin
+  # /sbin/modprobe is what the kernel runs to load modules on demand
+  for t in modprobe insmod rmmod lsmod modinfo depmod; do ln -sf kmod "$r/usr/sbin/$t"; done
 }
 
 add_test_tools() {

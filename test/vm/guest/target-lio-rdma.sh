@@ -6,7 +6,8 @@
 # initiator's IP address, and the two initiator ports would look alike).
 target_start() {
   C=/sys/kernel/config/target
-  mkdir -p /etc/target
+  # LIO writes PR metadata there (a failure is reported as NOT READY)
+  mkdir -p /etc/target/pr /etc/target/alua
   modprobe target_core_mod && modprobe target_core_file && modprobe ib_srpt || return 1
   mkdir -p $C/core/rd_mcp_0/disk0
   echo rd_pages=16384 >$C/core/rd_mcp_0/disk0/control
