@@ -1,0 +1,89 @@
+# xen-dom0.sh — xen profile, dom0 side: start the Xen toolstack daemons,
+# configure the target (LIO + xen-scsiback, or srptgt), boot the PV guest
+# "guest1" with two virtual SCSI hosts (two initiator ports) and relay its
+# console (where the suites print their markers) to dom0's console.
+. /vm/lib.sh
+. /vm/env
+GUEST=guest1
+
+start_xen() {
+  for m in xen_evtchn xen_gntdev xen_gntalloc xen_privcmd xenfs; do modprobe $m || return 1; done
+  mkdir -p /proc/xen && mount -t xenfs xenfs /proc/xen || return 1
+  modprobe configfs && mount -t configfs none /sys/kernel/config
+  mkdir -p /var/run/xenstored /var/lib/xenstored /var/log/xen/console /var/lib/xen /run/xen
+  xenstored --pid-file=/run/xenstored.pid || return 1
+  i=0; while [ ! -S /run/xenstored/socket ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done
+  xen-init-dom0 || return 1
+  xenconsoled --log=guest --log-dir=/var/log/xen/console || return 1
+  xl info >/tmp/xlinfo 2>&1 || { cat /tmp/xlinfo; return 1; }
+  info xen "$(sed -n 's/^xen_version *: *//p' /tmp/xlinfo)"
+}
+
+# the guest's ramdisk: its base image plus the test scripts and env
+make_domu_initrd() {
+  rm -rf /tmp/ov && mkdir -p /tmp/ov
+  cp -a /vm /tmp/ov/vm
+  (cd /tmp/ov && find . -mindepth 1 | cpio -o -H newc 2>/dev/null) | gzip -1 >/tmp/ov.cpio.gz
+  cat /domu/base.cpio.gz /tmp/ov.cpio.gz >/tmp/domu.img
+}
+
+create_guest() {
+  cat >/tmp/$GUEST.cfg <<CFG
+name="$GUEST"
+type="pv"
+kernel="/domu/vmlinuz"
+ramdisk="/tmp/domu.img"
+extra="console=hvc0 quiet loglevel=4 panic=-1"
+memory=512
+vcpus=2
+on_crash="preserve"
+CFG
+  xl create -p /tmp/$GUEST.cfg || return 1
+  DOMID=$(xl domid $GUEST) || return 1
+  echo "guest $GUEST is domain $DOMID (paused)"
+}
+
+main() {
+  {
+    start_xen || { echo "xen start failed"; return 1; }
+    make_domu_initrd || { echo "guest image failed"; return 1; }
+    create_guest || { echo "xl create failed"; return 1; }
+    . /vm/target-$TARGET-xen.sh
+    target_start || { echo "target start failed"; return 1; }
+    xenstore-ls -f /local/domain/0/backend 2>/dev/null | head -40
+    xenstore-ls -f /local/domain/$DOMID/device 2>/dev/null | head -20
+  } >/tmp/setup.log 2>&1
+}
+
+if main; then
+  emit_log setup/xen-dom0 /tmp/setup.log
+  echo "SRPTGT-INFO dom0-setup OK"
+  log=/var/log/xen/console/guest-$GUEST.log
+  xl unpause $GUEST
+  touch $log
+  tail -F $log 2>/dev/null &
+  tailpid=$!
+  # wait for the guest to finish (it powers off) or to crash
+  lim=${GUEST_TIMEOUT:-1500}; t=0
+  while [ $t -lt $lim ]; do
+    grep -q 'SRPTGT-DOMU-DONE' $log 2>/dev/null && break
+    xl list $GUEST >/dev/null 2>&1 || break
+    sleep 1; t=$((t+1))
+  done
+  sleep 1
+  kill $tailpid 2>/dev/null
+  if ! grep -q 'SRPTGT-DOMU-DONE' $log; then
+    echo "SRPTGT-INFO guest-end no SRPTGT-DOMU-DONE after ${t}s"
+    xl list 2>&1
+  fi
+  xl destroy $GUEST 2>/dev/null
+  dmesg | grep -iE 'oops|BUG:|unable to handle|Call Trace' | head -5 | sed 's/^/SRPTGT-INFO dom0-kernel /'
+else
+  xl destroy $GUEST 2>/dev/null
+  dmesg | tail -25 >>/tmp/setup.log
+  emit_log setup/xen-dom0 /tmp/setup.log
+  reason=$(grep -iE 'fail|not|error' /tmp/setup.log | head -1)
+  echo "SRPTGT-SETUP FAIL dom0: ${reason:-setup failed}"
+  fail_all "setup failed: ${reason:-see log}"
+fi
+type target_stop >/dev/null 2>&1 && target_stop
