@@ -216,6 +216,12 @@ func (m *modeState) selectPages(list []byte, base int, save bool) (bool, error) 
 		if e == nil {
 			return false, InvalidParam(base+off, 5)
 		}
+		// A page_0 page comes in the page_0 format, a subpage in the
+		// sub_page format (SPC-4 7.5.7); the other header would put every
+		// field at the wrong offset.
+		if spf != (e.page.def[0]&0x40 != 0) {
+			return false, InvalidParam(base+off, 6)
+		}
 		if hlen+plen != len(e.page.def) {
 			return false, InvalidParam(base+off+1, -1)
 		}
@@ -233,7 +239,11 @@ func (m *modeState) selectPages(list []byte, base int, save bool) (bool, error) 
 	}
 	changed := false
 	for _, u := range updates {
-		for i := 2; i < len(u.val); i++ {
+		hlen := 2
+		if u.e.page.def[0]&0x40 != 0 {
+			hlen = 4
+		}
+		for i := hlen; i < len(u.val); i++ {
 			if u.e.cur[i] != u.val[i] {
 				changed = true
 			}
