@@ -396,6 +396,10 @@ func TestModeSelect(t *testing.T) {
 		// PAGE LENGTH other than the device's (SPC-4 7.5.7).
 		{name: "page length", cdb: scsitest.ModeSelect10(false, 21), out: cat(hdr10, "0A 0B 00 10 00 00 00 00 FF FF 00 00 00"), err: se(5, 0x2600, "80 00 09")},
 		{name: "unknown page", cdb: scsitest.ModeSelect10(false, 20), out: cat(hdr10, "19 0A 00 00 00 00 00 00 00 00 00 00"), err: se(5, 0x2600, "8D 00 08")},
+		// The control page in the sub_page format (SPF set, subpage 00h,
+		// 2-byte PAGE LENGTH 8): the page is page_0 format only (SPC-4
+		// 7.5.7); pointer at the SPF bit. Found by FuzzModeSelect.
+		{name: "SPF on a page_0 page", cdb: scsitest.ModeSelect10(false, 20), out: cat(hdr10, "4A 00 00 08 00 00 00 00 FF FF 00 00"), err: se(5, 0x2600, "8E 00 08")},
 		// A page cut short by the parameter list length (SPC-4 6.9).
 		{name: "truncated page", cdb: scsitest.ModeSelect10(false, 14), out: cat(hdr10, "0A 0A 00 10 00 00"), err: se(5, 0x1A00, "")},
 		{name: "truncated header", cdb: scsitest.ModeSelect10(false, 6), out: hx("00 00 00 00 00 00"), err: se(5, 0x1A00, "")},
