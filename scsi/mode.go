@@ -153,6 +153,13 @@ func (m *modeState) sense(w *respWriter, page, sub, pc byte) error {
 	if pc == pcSaved && m.saver == nil {
 		return ErrSavingNotSupported
 	}
+	// Page 3Fh with subpage 01h-FEh is a reserved code value (SPC-4 table
+	// "mode page code usage"), which is reported as an error (SPC-4 3.5,
+	// "reserved": receipt of reserved code values ... shall be reported
+	// as an error).
+	if page == 0x3F && sub != 0x00 && sub != 0xFF {
+		return InvalidCDB(3, -1)
+	}
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	found := false
