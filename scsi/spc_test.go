@@ -347,6 +347,9 @@ func TestModeSense(t *testing.T) {
 		// field's most significant bit.
 		{name: "page 05h", cdb: scsitest.ModeSense6(false, 0, 0x05, 0, 255), inLen: 255, err: se(5, 0x2400, "CD 00 02")},
 		{name: "page 08h subpage 01h", cdb: scsitest.ModeSense6(false, 0, 0x08, 0x01, 255), inLen: 255, err: se(5, 0x2400, "CD 00 02")},
+		// Page 3Fh, subpage 01h-FEh: a reserved code value.
+		{name: "page 3Fh subpage 01h", cdb: scsitest.ModeSense6(false, 0, 0x3F, 0x01, 255), inLen: 255, err: se(5, 0x2400, "C0 00 03")},
+		{name: "page 3Fh subpage FEh", cdb: scsitest.ModeSense10(false, false, 0, 0x3F, 0xFE, 255), inLen: 255, err: se(5, 0x2400, "C0 00 03")},
 		// LLBAA does not exist in MODE SENSE(6): byte 1 bit 4 reserved.
 		{name: "6 LLBAA", cdb: hx("1A 10 3F 00 FF 00"), inLen: 255, err: se(5, 0x2400, "CC 00 01")},
 	})
