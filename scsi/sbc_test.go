@@ -657,3 +657,41 @@ func TestStartStopUnit(t *testing.T) {
 	})
 	r.good(r.do(scsitest.TestUnitReady(), nil, 0))
 }
+
+// TestDisk4096 repeats what depends on the logical block size with
+// 4096-byte blocks: the Block Limits granularities (SBC-3 6.5.3), the
+// block descriptor, and offsets and LBAs in sense data.
+func TestDisk4096(t *testing.T) {
+	const bs = 4096
+	r := newRig(t, rigConfig{bs: bs})
+	r.run([]row{
+		{name: "VPD B0h", cdb: scsitest.Inquiry(true, 0xB0, 64), inLen: 64, want: cat("00 B0 00 3C",
+			"01 40 00 01", "00 00 08 00", "00 00 00 00", "00 00 00 00",
+			"00 40 00 00", "00 00 01 00", "00 00 00 01", "00 00 00 00",
+			"00 00 00 00 00 40 00 00", zeros(20))},
+		{name: "RC16", cdb: scsitest.ReadCapacity16(32), inLen: 32, want: cat("00 00 00 00 00 00 00 FF 00 00 10 00 00 00 C0 00", zeros(16))},
+		{name: "MODE SENSE(6) block descriptor", cdb: scsitest.ModeSense6(false, 0, 0x0A, 0, 255), inLen: 255,
+			want: cat("17 00 10 08 00 00 01 00 00 00 10 00", controlCur)},
+	})
+	a := pattern(2*bs, 61)
+	r.good(r.do(scsitest.RW16(0x8A, 0, 10, 2), a, 0))
+	r.good(r.do(scsitest.WriteSame16(0, 20, 3), a[:bs], 0))
+	r.data(r.do(scsitest.RW16(0x88, 0, 20, 3), nil, 3*bs), bytes.Repeat(a[:bs], 3))
+	bad := append([]byte(nil), a...)
+	bad[bs+100] ^= 1
+	badBlk := append([]byte(nil), a[:bs]...)
+	badBlk[100] ^= 1
+	r.both(func() {
+		r.expect(r.do(scsitest.CompareAndWrite(0, 10, 2), cat(bad, a), 0), withInfo(sense{key: 0xE, asc: 0x1D00}, bs+100))
+		r.expect(r.do(scsitest.RW16(0x8F, 0x02, 10, 2), bad, 0), withInfo(sense{key: 0xE, asc: 0x1D00}, bs+100))
+		r.expect(r.do(scsitest.RW16(0x8F, 0x06, 20, 3), badBlk, 0), withInfo(sense{key: 0xE, asc: 0x1D00}, 100))
+		r.expect(r.do(scsitest.RW16(0x8A, 0, 255, 2), a, 0), sense{key: 5, asc: 0x2100})
+		// A data-out of 512-byte blocks does not fit 4096-byte blocks.
+		r.expect(r.do(scsitest.RW16(0x8A, 0, 0, 1), a[:512], 0), sense{key: 5, asc: 0x0E03})
+	})
+	cdb, p := scsitest.Unmap([2]uint64{10, 1})
+	r.good(r.do(cdb, p, 0))
+	r.data(r.do(scsitest.RW16(0x88, 0, 10, 2), nil, 2*bs), cat(zeros(bs), a[bs:]))
+	r.good(r.do(scsitest.CompareAndWrite(0, 10, 2), cat(zeros(bs), a[bs:], a), 0))
+	r.data(r.do(scsitest.RW16(0x88, 0, 10, 2), nil, 2*bs), a)
+}
