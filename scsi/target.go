@@ -38,7 +38,8 @@ type Mapping struct {
 // AccessFunc decides which logical units a nexus sees. It returns the
 // mappings for the nexus, or ErrAccessDenied to refuse it. Without one, every
 // nexus sees every LU at its default LUN, read-write unless the LU is
-// read-only.
+// read-only. It is called with the target's lock held: it must not call
+// back into the Target.
 type AccessFunc func(id NexusID, port *Port) ([]Mapping, error)
 
 // ErrAccessDenied refuses a nexus at login.

@@ -341,6 +341,14 @@ func (c *MemConn) Login(ctx context.Context, req *srp.LoginReq) (*srp.LoginRsp, 
 		}
 		return r.rsp, nil, nil
 	case <-ch.done:
+		// A reject closes the channel right after answering.
+		select {
+		case r := <-ch.result:
+			if r.rej != nil {
+				return nil, r.rej, ErrRejected
+			}
+		default:
+		}
 		return nil, nil, srp.ErrClosed
 	case <-ctx.Done():
 		ch.Close(ctx.Err())

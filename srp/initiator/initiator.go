@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/srptgt/srptgt/scsi"
 	"github.com/srptgt/srptgt/scsi/scsitest"
@@ -90,12 +91,16 @@ type Initiator struct {
 	faults []string
 	aers   int
 
-	sendMu sync.Mutex
-	sendB  []byte
-	done   chan struct{}
+	sendMu  sync.Mutex
+	sendB   []byte
+	sendSeq uint64
+	done    chan struct{}
 }
 
 type call struct {
+	// seq is the send order of the request IU (0 until sent): a task
+	// management function affects only requests sent before it.
+	seq     atomic.Uint64
 	done    chan struct{}
 	rsp     srp.Rsp
 	sense   []byte
@@ -280,16 +285,18 @@ func (in *Initiator) fail(err error) {
 	close(in.done)
 }
 
-func (in *Initiator) sendSimple(iu *srp.IU) {
+func (in *Initiator) sendSimple(iu *srp.IU) uint64 {
 	in.sendMu.Lock()
 	defer in.sendMu.Unlock()
 	n, err := iu.Encode(in.sendB)
 	if err == nil {
+		in.sendSeq++
 		err = in.conn.Send(in.sendB[:n])
 	}
 	if err != nil {
 		in.fail(err)
 	}
+	return in.sendSeq
 }
 
 // acquire takes a credit, leaving reserve credits for task management. It
@@ -379,6 +386,8 @@ func (in *Initiator) Do(ctx context.Context, r *scsitest.Request) (*scsitest.Res
 	in.sendMu.Lock()
 	n, err := cmd.Encode(in.sendB)
 	if err == nil {
+		in.sendSeq++
+		c.seq.Store(in.sendSeq)
 		err = in.conn.Send(in.sendB[:n])
 	}
 	in.sendMu.Unlock()
@@ -477,7 +486,7 @@ func (in *Initiator) TaskMgmt(ctx context.Context, lun uint64, fn uint8, taskTag
 		return 0, err
 	}
 	iu := &srp.IU{Op: srp.OpTskMgmt, TskMgmt: srp.TskMgmt{Tag: tag, LUN: lun, Function: fn, TaskTag: taskTag}}
-	in.sendSimple(iu)
+	seq := in.sendSimple(iu)
 	select {
 	case <-c.done:
 	case <-ctx.Done():
@@ -492,14 +501,15 @@ func (in *Initiator) TaskMgmt(ctx context.Context, lun uint64, fn uint8, taskTag
 	}
 	if code == srp.RspCodeComplete {
 		in.mu.Lock()
+		sentBefore := func(c *call) bool { s := c.seq.Load(); return s != 0 && s < seq }
 		switch fn {
 		case srp.TMFAbortTask:
-			in.abortLocked(func(t uint64, _ *call) bool { return t == taskTag })
+			in.abortLocked(func(t uint64, c *call) bool { return t == taskTag && sentBefore(c) })
 		case srp.TMFAbortTaskSet, srp.TMFClearTaskSet, srp.TMFLogicalUnitReset:
 			// Every command outstanding to the LU is gone. The initiator
 			// tracks commands per channel, not per LU, so tests issue
 			// these with commands to one LU only.
-			in.abortLocked(func(_ uint64, c *call) bool { return !c.tmf })
+			in.abortLocked(func(_ uint64, c *call) bool { return !c.tmf && sentBefore(c) })
 		}
 		in.mu.Unlock()
 	}
