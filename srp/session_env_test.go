@@ -17,7 +17,7 @@ import (
 // env is a target with LUs served by the session layer over the in-memory
 // transport.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	tgt    *scsi.Target
 	port   *scsi.Port
 	srv    *srp.Server
@@ -28,7 +28,7 @@ type env struct {
 
 var targetPort = scsi.PortID{0xfe, 0x80, 15: 0x01}
 
-func newEnv(t *testing.T, mcfg transport.MemConfig, scfg srp.Config, stores ...backstore.Store) *env {
+func newEnv(t testing.TB, mcfg transport.MemConfig, scfg srp.Config, stores ...backstore.Store) *env {
 	t.Helper()
 	tgt := scsi.NewTarget(scsi.TargetConfig{})
 	for i, st := range stores {
@@ -68,7 +68,7 @@ func newEnv(t *testing.T, mcfg transport.MemConfig, scfg srp.Config, stores ...b
 	return e
 }
 
-func memStore(t *testing.T, size int64) backstore.Store {
+func memStore(t testing.TB, size int64) backstore.Store {
 	st, err := backstore.Open(backstore.Spec{Kind: "memory", Size: size})
 	if err != nil {
 		t.Fatal(err)
