@@ -81,4 +81,3 @@ func BenchmarkSessionRead4K(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "cmds/s")
 	conn.Close()
 }
-
