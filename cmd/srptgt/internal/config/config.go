@@ -8,8 +8,10 @@ package config
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/netip"
 	"os"
 	"slices"
@@ -146,7 +148,8 @@ func (c *Config) Transports() []string {
 
 // Errorf returns an error at the line field was given on (or, if it was
 // not given, the nearest enclosing field that was), for problems found
-// after validation, such as a backstore that does not open.
+// after validation, such as a backstore that does not open. format may
+// wrap an error with %w; the *Error unwraps to it.
 func (c *Config) Errorf(field, format string, args ...any) *Error {
 	line := 0
 	for f := field; f != ""; f = parentField(f) {
@@ -155,7 +158,8 @@ func (c *Config) Errorf(field, format string, args ...any) *Error {
 			break
 		}
 	}
-	return &Error{File: c.File, Line: line, Field: field, Msg: fmt.Sprintf(format, args...)}
+	err := fmt.Errorf(format, args...)
+	return &Error{File: c.File, Line: line, Field: field, Msg: err.Error(), Err: err}
 }
 
 // parentField strips the last component of a field path:
@@ -179,7 +183,11 @@ type Error struct {
 	Line  int    // 0: the file as a whole
 	Field string // empty: not about one field (YAML syntax)
 	Msg   string
+	// Err is the underlying error, if any (Errorf's %w).
+	Err error
 }
+
+func (e *Error) Unwrap() error { return e.Err }
 
 func (e *Error) Error() string {
 	var b strings.Builder
@@ -208,6 +216,15 @@ func (es Errors) Error() string {
 	return strings.Join(s, "\n")
 }
 
+// Unwrap lets errors.Is and errors.As look into each error.
+func (es Errors) Unwrap() []error {
+	out := make([]error, len(es))
+	for i, e := range es {
+		out[i] = e
+	}
+	return out
+}
+
 func (es Errors) sort() {
 	slices.SortStableFunc(es, func(a, b *Error) int { return cmp.Compare(a.Line, b.Line) })
 }
@@ -232,7 +249,8 @@ func Load(path string) (*Config, error) {
 // unwrapPath drops the path from an *os.PathError, which the caller's
 // message already names.
 func unwrapPath(err error) error {
-	if pe, ok := err.(*os.PathError); ok {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
 		return pe.Err
 	}
 	return err
