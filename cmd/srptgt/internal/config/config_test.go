@@ -153,7 +153,7 @@ func TestParseGood(t *testing.T) {
 			"luns:",
 			"  - {name: a, lun: 5, backstore: {kind: memory, size: 512}}",
 			"  - name: b",
-			"    backstore: {kind: file, path: b.img, size: 64 MiB, create: true, direct: false}",
+			"    backstore: {kind: file, path: b.img, size: 64 MiB, create: \"true\", direct: False}",
 			"    read_only: false",
 		),
 		want: func() *Config {

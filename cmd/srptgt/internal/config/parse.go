@@ -290,10 +290,12 @@ func (p *parser) boolean(n *yaml.Node, field string) (bool, bool) {
 	if !ok {
 		return false, false
 	}
-	if n.ShortTag() == "!!bool" {
-		if b, err := strconv.ParseBool(strings.ToLower(s)); err == nil {
-			return b, true
-		}
+	// true and false, also quoted; not 1, 0, yes or no.
+	switch strings.ToLower(s) {
+	case "true":
+		return true, true
+	case "false":
+		return false, true
 	}
 	p.errf(n.Line, field, "%s is not allowed (true or false)", describe(n))
 	return false, false
