@@ -257,6 +257,26 @@ func SuiteTests(c Config, suites []string) ([]TestSpec, error) {
 	return specs, nil
 }
 
+// RunOrder is the order the guest runs the suites in. For xen the pr and
+// identity suites go last: LIO + xen-scsiback in Debian's 6.1 kernel oops
+// dom0 on PERSISTENT RESERVE IN and REPORT LUNS with 8 KiB allocation
+// lengths (sg_persist, sg_luns), after which the ring is dead; running
+// them last keeps the reference's data, SBC, TMF and perf results.
+func RunOrder(profile string, suites []string) []string {
+	if profile != "xen" {
+		return suites
+	}
+	var out, last []string
+	for _, s := range suites {
+		if s == "pr" || s == "identity" {
+			last = append(last, s)
+			continue
+		}
+		out = append(out, s)
+	}
+	return append(out, last...)
+}
+
 // Timeouts bound a whole boot of each profile.
 var Timeouts = map[string]time.Duration{"rdma": 12 * time.Minute, "xen": 20 * time.Minute}
 
@@ -407,7 +427,7 @@ func (c Config) overlay(profile, target string, suites []string, srpt *Srptgt) (
 	if err != nil {
 		return "", err
 	}
-	env := fmt.Sprintf("PROFILE=%s\nTARGET=%s\nSUITES=%q\n", profile, target, strings.Join(suites, " "))
+	env := fmt.Sprintf("PROFILE=%s\nTARGET=%s\nSUITES=%q\n", profile, target, strings.Join(RunOrder(profile, suites), " "))
 	cp.file("vm/env", 0o644, []byte(env))
 	cfg, err := os.ReadFile(filepath.Join(c.vmDir(), "config", "srptgt-"+profile+".yaml"))
 	if err != nil {
@@ -522,7 +542,16 @@ var (
 	elapsedRE   = regexp.MustCompile(` \((\d+)s\)$`)
 	ansiRE      = regexp.MustCompile(`\x1b\[[0-9;?]*[A-Za-z]|\r`)
 	// console lines worth reporting next to the results
-	eventRE = regexp.MustCompile(`(?i)(Oops|BUG: |unable to handle|general protection|Kernel panic|Hardware Dom0 crashed|Call Trace|watchdog: BUG|hung_task|blocked for more than)`)
+	eventRE = regexp.MustCompile(`(Oops|BUG: |unable to handle|general protection|Kernel panic|Hardware Dom0 crashed|RIP: |watchdog: BUG|blocked for more than|rcu_preempt detected stalls)`)
+	// events after which the VM is not expected to recover
+	fatalRE = regexp.MustCompile(`(Oops|BUG: |Kernel panic|Hardware Dom0 crashed|general protection)`)
+)
+
+// Stall limits: after a kernel oops, the VM is stopped when no marker
+// line came for OopsStall; in any case when no marker came for Stall.
+var (
+	OopsStall = 150 * time.Second
+	Stall     = 8 * time.Minute
 )
 
 // boot runs QEMU, streams the console to rr.LogPath, parses the markers
@@ -551,6 +580,44 @@ func (c Config) boot(ctx context.Context, rr *RunResult, args []string, specs []
 	}
 	pw.Close()
 
+	// watchdog: stop QEMU when the guest makes no progress
+	var mu sync.Mutex
+	lastMarker := time.Now()
+	fatal := ""
+	fatalNoted := false
+	stopped := ""
+	wdDone := make(chan struct{})
+	defer close(wdDone)
+	go func() {
+		tick := time.NewTicker(2 * time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-wdDone:
+				return
+			case <-tick.C:
+			}
+			mu.Lock()
+			idle := time.Since(lastMarker)
+			why := ""
+			if fatal != "" && idle > OopsStall {
+				why = fmt.Sprintf("VM stopped: no progress for %v after a kernel failure (%s)", OopsStall, fatal)
+			} else if idle > Stall {
+				why = fmt.Sprintf("VM stopped: no progress for %v", Stall)
+			}
+			if why != "" && stopped == "" {
+				stopped = why
+				cmd.Process.Kill()
+			}
+			mu.Unlock()
+		}
+	}()
+	progress := func() {
+		mu.Lock()
+		lastMarker = time.Now()
+		mu.Unlock()
+	}
+
 	got := map[string]int{}
 	var cur string // test whose log is being collected
 	var logb strings.Builder
@@ -562,6 +629,25 @@ func (c Config) boot(ctx context.Context, rr *RunResult, args []string, specs []
 	for sc.Scan() {
 		line := ansiRE.ReplaceAllString(sc.Text(), "")
 		fmt.Fprintln(logf, line)
+		if strings.Contains(line, "SRPTGT-") {
+			progress()
+		}
+		if fatalRE.MatchString(line) || (fatal != "" && strings.Contains(line, "RIP: ") && !strings.Contains(fatal, "RIP: ")) {
+			mu.Lock()
+			l := strings.TrimSpace(line)
+			if i := strings.Index(l, "] "); i >= 0 && strings.HasPrefix(l, "[") {
+				l = l[i+2:]
+			}
+			if fatal == "" {
+				fatal = l
+			} else if strings.HasPrefix(l, "RIP: ") && !strings.Contains(fatal, "RIP: ") {
+				fatal += "; " + l
+			}
+			mu.Unlock()
+		}
+		if eventRE.MatchString(line) && len(rr.Events) < 40 {
+			rr.Events = append(rr.Events, strings.TrimSpace(line))
+		}
 		if cur != "" {
 			if m := markerEnd.FindStringSubmatch(line); m != nil && m[1] == cur {
 				if strings.HasPrefix(cur, "setup/") {
@@ -593,6 +679,13 @@ func (c Config) boot(ctx context.Context, rr *RunResult, args []string, specs []
 				r.Detail = strings.TrimSuffix(r.Detail, e[0])
 			}
 			r.Log = logs[r.ID()]
+			mu.Lock()
+			if r.Status == Fail && fatal != "" && !fatalNoted {
+				// the first failure after a kernel oops: say so
+				fatalNoted = true
+				r.Detail += " [console: " + fatal + "]"
+			}
+			mu.Unlock()
 			if i, ok := got[r.ID()]; ok {
 				rr.Results[i] = r
 			} else {
@@ -611,9 +704,6 @@ func (c Config) boot(ctx context.Context, rr *RunResult, args []string, specs []
 			c.logf("vm: %s/%s setup %s", rr.Profile, rr.Target, rr.Setup)
 			continue
 		}
-		if eventRE.MatchString(line) && len(rr.Events) < 40 {
-			rr.Events = append(rr.Events, strings.TrimSpace(line))
-		}
 		if strings.Contains(line, "SRPTGT-VM-DONE") {
 			done = true
 			break
@@ -628,9 +718,16 @@ func (c Config) boot(ctx context.Context, rr *RunResult, args []string, specs []
 	cmd.Wait()
 	pr.Close()
 	reason := "VM ended before reporting"
-	if ctx.Err() != nil {
+	mu.Lock()
+	if stopped != "" {
+		reason = stopped
+	} else if ctx.Err() != nil {
 		reason = fmt.Sprintf("VM timed out after %v", Timeouts[rr.Profile])
 	}
+	if fatal != "" && !strings.Contains(reason, fatal) {
+		reason += " (console: " + fatal + ")"
+	}
+	mu.Unlock()
 	// every expected test gets a result
 	for _, s := range specs {
 		id := s.Suite + "/" + s.Name

@@ -16,15 +16,18 @@ start_xen() {
   xen-init-dom0 || return 1
   xenconsoled --log=guest --log-dir=/var/log/xen/console || return 1
   xl info >/tmp/xlinfo 2>&1 || { cat /tmp/xlinfo; return 1; }
-  info xen "$(sed -n 's/^xen_version *: *//p' /tmp/xlinfo)"
+  sed -n 's/^xen_version *: *//p' /tmp/xlinfo >/tmp/xenversion
 }
 
-# the guest's ramdisk: its base image plus the test scripts and env
+# the guest's ramdisk: the test scripts and env (uncompressed cpio) followed
+# by its base image (gzip). The uncompressed part goes first: libxc tries
+# to inflate a ramdisk that starts with the gzip magic, and fails on
+# concatenated members.
 make_domu_initrd() {
   rm -rf /tmp/ov && mkdir -p /tmp/ov
   cp -a /vm /tmp/ov/vm
-  (cd /tmp/ov && find . -mindepth 1 | cpio -o -H newc 2>/dev/null) | gzip -1 >/tmp/ov.cpio.gz
-  cat /domu/base.cpio.gz /tmp/ov.cpio.gz >/tmp/domu.img
+  (cd /tmp/ov && find . -mindepth 1 | cpio -o -H newc 2>/dev/null) >/tmp/ov.cpio
+  cat /tmp/ov.cpio /domu/base.cpio.gz >/tmp/domu.img
 }
 
 create_guest() {
@@ -57,6 +60,7 @@ main() {
 
 if main; then
   emit_log setup/xen-dom0 /tmp/setup.log
+  info xen "$(cat /tmp/xenversion)"
   echo "SRPTGT-INFO dom0-setup OK"
   log=/var/log/xen/console/guest-$GUEST.log
   xl unpause $GUEST
@@ -65,10 +69,11 @@ if main; then
   tailpid=$!
   # wait for the guest to finish (it powers off) or to crash
   lim=${GUEST_TIMEOUT:-1500}; t=0
+  # (poll slowly: every fork costs in a PV dom0 under emulation)
   while [ $t -lt $lim ]; do
     grep -q 'SRPTGT-DOMU-DONE' $log 2>/dev/null && break
-    xl list $GUEST >/dev/null 2>&1 || break
-    sleep 1; t=$((t+1))
+    if [ $((t % 20)) -eq 0 ]; then xl list $GUEST >/dev/null 2>&1 || break; fi
+    sleep 4; t=$((t+4))
   done
   sleep 1
   kill $tailpid 2>/dev/null

@@ -27,7 +27,7 @@ t_mkfs() {
   dd if=/dev/urandom of=/tmp/big bs=1M count=8 2>/dev/null
   cp /tmp/big /mnt/t/big || fail "copy failed"
   mkdir -p /mnt/t/small
-  i=0; while [ $i -lt 200 ]; do echo "file $i $(date)" >/mnt/t/small/f$i; i=$((i+1)); done
+  i=0; while [ $i -lt 200 ]; do echo "file $i of 200" >/mnt/t/small/f$i; i=$((i+1)); done
   (cd /mnt/t && md5sum big small/* >/tmp/sums)
   check "umount failed" umount /mnt/t
   check "remount failed" mount -t ext4 -o ro "$DISK1" /mnt/t
