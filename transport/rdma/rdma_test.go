@@ -587,3 +587,28 @@ func ExampleFormatPortID() {
 	fmt.Println(rdma.FormatPortID(rdma.PortIDFromGUID(0x000000fffe000001)))
 	// Output: id_ext=000000fffe000001,ioc_guid=000000fffe000001
 }
+
+func TestWriteDevices(t *testing.T) {
+	var b bytes.Buffer
+	rdma.WriteDevices(&b, nil)
+	if !bytes.Contains(b.Bytes(), []byte("no RDMA devices")) {
+		t.Fatalf("%s", b.String())
+	}
+	b.Reset()
+	rdma.WriteDevices(&b, []rdma.DeviceInfo{{Name: "rxe_dum0", NodeGUID: "0000:00ff:fe00:0001",
+		Ports: []rdma.PortInfo{{Num: 1, State: "ACTIVE", LinkLayer: "Ethernet", PortID: targetPort,
+			GIDs: []rdma.GIDInfo{{Index: 0, GID: "fe80:0000:0000:0000:0000:00ff:fe00:0001", Type: "RoCE v2", Netdev: "dum0", Addrs: []string{"169.254.10.1/16"}}}}}}})
+	want := `rxe_dum0  node_guid 0000:00ff:fe00:0001
+  port 1: ACTIVE, Ethernet
+    gid 0   fe80:0000:0000:0000:0000:00ff:fe00:0001  RoCE v2    dum0
+    netdev dum0: 169.254.10.1/16
+    SRP target port: id_ext=000000fffe000001,ioc_guid=000000fffe000001
+`
+	if b.String() != want {
+		t.Fatalf("got\n%s\nwant\n%s", b.String(), want)
+	}
+	// On a machine without RDMA devices, Devices lists none.
+	if _, err := rdma.Devices(); err != nil {
+		t.Fatal(err)
+	}
+}
