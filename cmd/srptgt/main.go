@@ -109,7 +109,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newServeCmd(stderr), newConfigCmd(stdout, stderr), newVersionCmd(stdout))
+	root.AddCommand(newServeCmd(stderr), newConfigCmd(stdout, stderr), newVersionCmd(stdout), newRDMACmd(stdout))
 	return root
 }
 

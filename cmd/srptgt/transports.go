@@ -36,10 +36,17 @@ import (
 	"github.com/srptgt/srptgt/cmd/srptgt/internal/config"
 	"github.com/srptgt/srptgt/scsi"
 	"github.com/srptgt/srptgt/transport"
+	"github.com/srptgt/srptgt/transport/rdma"
 )
 
 // builtTransports lists the transports compiled into this binary.
-func builtTransports() []string { return nil }
+func builtTransports() []string {
+	var t []string
+	if rdma.BuiltIn {
+		t = append(t, "rdma")
+	}
+	return t
+}
 
 func built(name string) bool {
 	for _, t := range builtTransports() {
@@ -76,7 +83,11 @@ func openTransports(cfg *config.Config, tgt *scsi.Target, log *zap.Logger) ([]bo
 		errs config.Errors
 	)
 	if cfg.RDMA != nil {
-		errs = append(errs, notBuilt(cfg, "rdma"))
+		rl, err := openRDMA(cfg, tgt, log)
+		if err != nil {
+			return closeAll(ls, err)
+		}
+		ls = append(ls, rl...)
 	}
 	if cfg.Xen != nil {
 		errs = append(errs, notBuilt(cfg, "xen"))
