@@ -7,7 +7,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/srptgt/srptgt/transport/xen"
-	"github.com/srptgt/srptgt/transport/xen/xenstore"
 )
 
 // GuestConfig describes a guest domain to create.
@@ -180,7 +179,7 @@ func (g *Guest) Grants() int { return g.nents }
 
 // AllocUnbound allocates an event channel port that domain remote may
 // bind (EVTCHNOP_alloc_unbound).
-func (g *Guest) AllocUnbound(remote xen.DomID) (*EventChannel, error) {
+func (g *Guest) AllocUnbound(remote xen.DomID) (xen.EventChannel, error) {
 	m, err := g.r.call(OpAllocUnbound, "", uint64(remote))
 	if err != nil {
 		return nil, err
@@ -189,4 +188,4 @@ func (g *Guest) AllocUnbound(remote xen.DomID) (*EventChannel, error) {
 }
 
 // Store opens a XenStore connection as this domain.
-func (g *Guest) Store() (*xenstore.Client, error) { return storeOf(g.r) }
+func (g *Guest) Store() (xen.Store, error) { return storeOf(g.r) }
