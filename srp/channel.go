@@ -49,6 +49,16 @@ type Channel interface {
 	Close(reason error)
 }
 
+// Releaser is implemented by a channel that needs to know when the session
+// layer is done with it. After Close, the session's goroutines may still
+// finish commands and Send their responses; Released is called once none
+// is left: no Send, ReadData, WriteData, Alloc or Free follows it. (The
+// Xen ring answers the requests the session dropped and unmaps its grants
+// then; an RDMA channel has no use for it.)
+type Releaser interface {
+	Released()
+}
+
 // Limits describes a channel.
 type Limits struct {
 	// MaxITIU is the largest IU the channel can receive from the

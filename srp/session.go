@@ -236,6 +236,9 @@ func (s *Server) login(ch Channel, port *scsi.Port) (*channel, error) {
 func (s *Server) closeChannel(c *channel, reason error) {
 	c.shutdown(reason)
 	c.cleanup()
+	if r, ok := c.ch.(Releaser); ok {
+		r.Released()
+	}
 	s.mu.Lock()
 	if _, ok := s.channels[c]; !ok {
 		s.mu.Unlock()
