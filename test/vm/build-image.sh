@@ -95,7 +95,41 @@ depmod -b "$STAGE" "$KVER"
 BUILD=$(mktemp -d "$CACHE/images/.build-$profile.XXXXXX")
 trap 'rm -rf "$BUILD"' EXIT
 MA=x86_64-linux-gnu
-LIBDIRS=("$STAGE/usr/lib/$MA" "$STAGE/lib/$MA" "$STAGE/usr/lib" "$STAGE/lib" "$STAGE/usr/lib/$MA/ceph" "$STAGE/usr/lib/xen-4.17/lib")
+LIBDIRS=("$BUILD/stubs" "$STAGE/usr/lib/$MA" "$STAGE/lib/$MA" "$STAGE/usr/lib" "$STAGE/lib" "$STAGE/usr/lib/$MA/ceph" "$STAGE/usr/lib/xen-4.17/lib")
+
+# fio links the client libraries of Ceph (librados, librbd), GlusterFS
+# (libgfapi) and NBD (libnbd, which pulls libxml2 and ICU); together with
+# their dependencies they are ~90 MB. The guests never use those ioengines,
+# so these libraries are replaced by stubs that define just the symbols fio
+# imports (with their symbol versions) and fail if ever called.
+STUB_LIBS=(librados.so.2 librbd.so.1 libgfapi.so.0 libnbd.so.0)
+make_stubs() { # binary
+  local bin=$1 so real d sym ver vs c
+  mkdir -p "$BUILD/stubs"
+  for so in "${STUB_LIBS[@]}"; do
+    [ -e "$BUILD/stubs/$so" ] && continue
+    real=""
+    for d in "${LIBDIRS[@]:1}"; do [ -e "$d/$so" ] && { real="$d/$so"; break; }; done
+    [ -n "$real" ] || continue
+    c="$BUILD/stubs/${so%%.so*}.c"; vs="$BUILD/stubs/${so%%.so*}.map"
+    : >"$c"; : >"$vs.tmp"
+    nm -D --defined-only --with-symbol-versions "$real" | awk '{print $3}' | sed 's/@.*//' | sort -u >"$BUILD/stubs/defs"
+    nm -D --undefined-only --with-symbol-versions "$STAGE/$bin" | awk '{print $2}' | while read -r sym; do
+      ver=""; case "$sym" in *@*) ver=${sym#*@}; sym=${sym%%@*} ;; esac
+      grep -qxF "$sym" "$BUILD/stubs/defs" || continue
+      echo "int $sym(void) { return -1; }" >>"$c"
+      echo "${ver:-NONE} $sym" >>"$vs.tmp"
+    done
+    if grep -qv '^NONE ' "$vs.tmp"; then
+      for ver in $(awk '{print $1}' "$vs.tmp" | sort -u); do
+        echo "$ver { global: $(awk -v v="$ver" '$1==v{printf "%s; ", $2}' "$vs.tmp") };"
+      done >"$vs"
+      gcc -shared -fPIC -O0 -o "$BUILD/stubs/$so" -Wl,-soname,"$so" -Wl,--version-script="$vs" "$c"
+    else
+      gcc -shared -fPIC -O0 -o "$BUILD/stubs/$so" -Wl,-soname,"$so" "$c"
+    fi
+  done
+}
 
 find_lib() { # soname -> staged path
   local d
@@ -191,6 +225,7 @@ add_test_tools() {
   for f in "$STAGE"/usr/bin/sg_* "$STAGE"/usr/bin/sginfo "$STAGE"/usr/bin/sgp_dd "$STAGE"/usr/bin/sgm_dd; do
     [ -e "$f" ] && add_bin "$r" "${f#$STAGE/}"
   done
+  make_stubs usr/bin/fio
   add_bin "$r" usr/bin/fio
   add_bin "$r" sbin/mke2fs /usr/sbin
   ln -sf mke2fs "$r/usr/sbin/mkfs.ext4"
@@ -276,7 +311,7 @@ esac
 
 echo "$VERSIONS" >"$BUILD/versions.txt"
 echo "$KVER" >"$BUILD/kver"
-rm -rf "$BUILD/root" "$BUILD/domu"
+rm -rf "$BUILD/root" "$BUILD/domu" "$BUILD/stubs"
 touch "$BUILD/done"
 rm -rf "$IMG"; mv "$BUILD" "$IMG"; trap - EXIT
 rm -rf "$STAGE"

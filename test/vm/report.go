@@ -23,8 +23,12 @@ func cell(r Result, ok bool, markdown bool) string {
 	case NA:
 		return NotAvailable
 	}
-	if len(d) > 90 {
-		d = d[:87] + "..."
+	limit := 110
+	if markdown {
+		limit = 220
+	}
+	if len(d) > limit {
+		d = d[:limit-3] + "..."
 	}
 	if markdown {
 		d = strings.ReplaceAll(d, "|", "\\|")

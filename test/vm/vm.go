@@ -299,7 +299,11 @@ func Run(ctx context.Context, c Config, profile, target string, suites []string,
 		case srpt.Err != nil:
 			reason = srpt.Err.Error()
 		case !srpt.Has(profile):
-			reason = fmt.Sprintf("transport %q not listed by `srptgt version` (%s)", profile, strings.Join(srpt.Transports, " "))
+			list := strings.Join(srpt.Transports, " ")
+			if list == "" {
+				list = "none"
+			}
+			reason = fmt.Sprintf("transport %q not listed by `srptgt version` (transports: %s)", profile, list)
 		}
 		if reason != "" {
 			rr.NotAvailable = reason

@@ -1,8 +1,8 @@
 # identity — standard INQUIRY, VPD pages, capacity, LUN list, opcodes.
 # Devices: SG0 (LUN 0 through initiator A).
-TESTS="inquiry:t_inquiry:60 vpd_00:t_vpd_00:60 vpd_80:t_vpd_80:60 vpd_83:t_vpd_83:60
-vpd_b0:t_vpd_b0:60 vpd_b1:t_vpd_b1:60 vpd_b2:t_vpd_b2:60 readcap:t_readcap:60
-luns:t_luns:60 opcodes:t_opcodes:60"
+TESTS="inquiry:t_inquiry:45 vpd_00:t_vpd_00:45 vpd_80:t_vpd_80:45 vpd_83:t_vpd_83:45
+vpd_b0:t_vpd_b0:45 vpd_b1:t_vpd_b1:45 vpd_b2:t_vpd_b2:45 readcap:t_readcap:45
+luns:t_luns:45 opcodes:t_opcodes:45"
 
 t_inquiry() {
   check "sg_inq failed" sg_inq "$SG0" >/tmp/inq
