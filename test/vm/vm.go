@@ -305,6 +305,11 @@ func Run(ctx context.Context, c Config, profile, target string, suites []string,
 			}
 			reason = fmt.Sprintf("transport %q not listed by `srptgt version` (transports: %s)", profile, list)
 		}
+		if reason != "" && srpt != nil && srpt.Err == nil && os.Getenv("SRPTGT_VM_FORCE") != "" {
+			// harness development: boot anyway to exercise the plumbing
+			c.logf("vm: SRPTGT_VM_FORCE set, booting although: %s", reason)
+			reason = ""
+		}
 		if reason != "" {
 			rr.NotAvailable = reason
 			for _, s := range specs {
