@@ -311,3 +311,20 @@ func (c *Conn) Close() error {
 	c.mu.Unlock()
 	return nil
 }
+
+// PortGUID is the GUID of the local port the connection uses (the low 8
+// bytes of its GID 0): Linux ib_srp's initiator port ID is initiator_ext
+// followed by it.
+func (c *Conn) PortGUID() uint64 {
+	pa, err := c.ds.dev.PortAttr(c.id.PortNum())
+	if err != nil {
+		return 0
+	}
+	if g := be64(pa.GID[8:16]); g != 0 {
+		return g
+	}
+	return c.ds.attr.NodeGUID
+}
+
+// LocalAddr is the address the connection was made from.
+func (c *Conn) LocalAddr() netip.AddrPort { return c.id.LocalAddr() }

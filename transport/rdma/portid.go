@@ -49,3 +49,12 @@ func ParsePortID(s string) ([16]byte, error) {
 func FormatPortID(id [16]byte) string {
 	return fmt.Sprintf("id_ext=%016x,ioc_guid=%016x", be64(id[0:8]), be64(id[8:16]))
 }
+
+// MakePortID builds a port ID from its two halves (for an initiator,
+// Linux ib_srp uses initiator_ext and the port GUID).
+func MakePortID(hi, lo uint64) [16]byte {
+	var id [16]byte
+	binary.BigEndian.PutUint64(id[0:8], hi)
+	binary.BigEndian.PutUint64(id[8:16], lo)
+	return id
+}
