@@ -24,6 +24,8 @@ import (
 type serveOptions struct {
 	configPath      string
 	shutdownTimeout time.Duration
+	// xenSim is the simulated hypervisor's socket (serve --xen-sim).
+	xenSim string
 	// logOutput receives the log.
 	logOutput io.Writer
 	// signals delivers SIGTERM and SIGINT: the first starts the shutdown,
@@ -64,7 +66,7 @@ func serve(ctx context.Context, opts serveOptions) error {
 	log.Info("starting", zap.String("version", version), zap.String("config", cfg.File),
 		zap.Int("lus", len(cfg.LUs)), zap.Strings("transports_built", builtTransports()))
 
-	d := &daemon{cfg: cfg, log: log, openStore: opts.openStore}
+	d := &daemon{cfg: cfg, log: log, openStore: opts.openStore, xenSim: opts.xenSim}
 	if d.openStore == nil {
 		d.openStore = backstore.Open
 	}
@@ -112,6 +114,7 @@ type daemon struct {
 	cfg       *config.Config
 	log       *zap.Logger
 	openStore func(backstore.Spec) (backstore.Store, error)
+	xenSim    string
 
 	tgt       *scsi.Target
 	lus       []*scsi.LU // in configuration order
@@ -127,7 +130,7 @@ type daemon struct {
 // whatever was opened is closed again.
 func (d *daemon) start(openExtra func(*scsi.Target) ([]boundListener, error)) error {
 	d.tgt = scsi.NewTarget(scsi.TargetConfig{Vendor: d.cfg.Target.Vendor})
-	ls, err := openTransports(d.cfg, d.tgt, d.log)
+	ls, err := openTransports(d.cfg, d.tgt, d.log, d.xenSim)
 	if err != nil {
 		return err
 	}

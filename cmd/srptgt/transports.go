@@ -77,7 +77,9 @@ type boundListener struct {
 // and registers their target ports on tgt. A section whose transport is
 // not built in is an error naming it: serve never ignores a configured
 // transport.
-func openTransports(cfg *config.Config, tgt *scsi.Target, log *zap.Logger) ([]boundListener, error) {
+// xenSim, if set, runs the xen section on the simulated hypervisor at that
+// socket (serve --xen-sim).
+func openTransports(cfg *config.Config, tgt *scsi.Target, log *zap.Logger, xenSim string) ([]boundListener, error) {
 	var (
 		ls   []boundListener
 		errs config.Errors
@@ -90,7 +92,15 @@ func openTransports(cfg *config.Config, tgt *scsi.Target, log *zap.Logger) ([]bo
 		ls = append(ls, rl...)
 	}
 	if cfg.Xen != nil {
-		errs = append(errs, notBuilt(cfg, "xen"))
+		if xenSim == "" {
+			errs = append(errs, notBuilt(cfg, "xen"))
+		} else {
+			xl, err := openXenSim(xenSim, cfg, tgt, log)
+			if err != nil {
+				return closeAll(ls, err)
+			}
+			ls = append(ls, xl...)
+		}
 	}
 	if len(errs) > 0 {
 		return closeAll(ls, errs)
