@@ -110,7 +110,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.AddCommand(newServeCmd(stderr), newConfigCmd(stdout, stderr), newVersionCmd(stdout), newRDMACmd(stdout),
-		newBenchCmd(stdout, stderr))
+		newXenSimCmd(stdout, stderr), newBenchCmd(stdout, stderr))
 	return root
 }
 
@@ -137,6 +137,8 @@ func newServeCmd(stderr io.Writer) *cobra.Command {
 	cmd.Flags().StringVarP(&opts.configPath, "config", "c", "", "configuration file (YAML)")
 	cmd.Flags().DurationVar(&opts.shutdownTimeout, "shutdown-timeout", DefaultShutdownTimeout,
 		"how long in-flight commands may run after a signal before they are failed")
+	cmd.Flags().StringVar(&opts.xenSim, "xen-sim", "",
+		"run the xen section on the simulated hypervisor at PATH (srptgt xensim) instead of /dev/xen")
 	_ = cmd.MarkFlagRequired("config")
 	return cmd
 }
