@@ -161,6 +161,8 @@ type Machine struct {
 	everConn  bool
 	closing   bool // shutting down or faulted: heading for Closed
 	luns      map[string]Dev
+	ringRef   uint32
+	evtchn    uint32
 }
 
 // New returns a machine for one device.
@@ -251,6 +253,10 @@ func (m *Machine) Step(s Snapshot) []Action {
 				acts = m.set(acts, InitWait)
 			}
 		}
+	} else if !s.Online && s.State == Closing && !m.closing {
+		// The toolstack removes the device (online 0, state Closing).
+		m.closing = true
+		m.state = Closing
 	} else if s.State == Reconfiguring && m.state == Connected {
 		// written by the toolstack directly
 		m.state = Reconfiguring
@@ -293,11 +299,13 @@ func (m *Machine) Step(s Snapshot) []Action {
 			acts = m.set(acts, InitWait)
 		}
 	case Initialised:
-		if m.connected {
-			// A frontend that re-initialised without closing.
+		if m.connected && s.RingOK && (s.RingRef != m.ringRef || s.EventChannel != m.evtchn) {
+			// A frontend that re-initialised (a new ring) without
+			// closing.
 			acts = m.disconnect(acts)
 		}
-		if !s.RingOK {
+		if m.connected || !s.RingOK {
+			// connected: waiting for the frontend to go Connected
 			break
 		}
 		if m.state == Closed || m.state == Closing {
@@ -350,6 +358,7 @@ func (m *Machine) Step(s Snapshot) []Action {
 
 func (m *Machine) connect(acts []Action, s Snapshot, resume bool) []Action {
 	m.connected, m.everConn = true, true
+	m.ringRef, m.evtchn = s.RingRef, s.EventChannel
 	return append(acts, Action{Op: Connect, RingRef: s.RingRef, EventChannel: s.EventChannel, Resume: resume})
 }
 
