@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 . test/lib.sh
 
 ensure_root
-ensure_packages gcc libc6-dev pkg-config git
+ensure_packages gcc libc6-dev pkg-config git libibverbs-dev librdmacm-dev ibverbs-providers
 ensure_go
 go version
 
