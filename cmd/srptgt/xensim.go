@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -159,29 +160,77 @@ func xsList(w io.Writer, st xen.Store, path, indent string) error {
 	return nil
 }
 
-// xenSRPTargetPortID is the SRP target port of the native SRP ring.
-var xenSRPTargetPortID = func() [16]byte {
-	h := sha256.Sum256([]byte("srptgt xen srp ring target port"))
-	var id [16]byte
-	copy(id[:], h[:])
-	return id
-}()
+// Target port IDs of the two Xen rings.
+var (
+	xenVSCSITargetPortID = portIDFor("srptgt xen vscsiif target port")
+	xenSRPTargetPortID   = portIDFor("srptgt xen srp ring target port")
+)
+
+func portIDFor(s string) [16]byte {
+	h := sha256.Sum256([]byte(s))
+	return [16]byte(h[:16])
+}
 
 // openXenSim opens the Xen transports of the xen section on the simulator
-// at path: the native SRP ring for every configured guest.
+// at path.
 func openXenSim(path string, cfg *config.Config, tgt *scsi.Target, log *zap.Logger) ([]boundListener, error) {
 	hv, err := xensim.Dial(path)
 	if err != nil {
 		return nil, cfg.Errorf("xen", "--xen-sim %s: %v", path, err)
 	}
-	var guests []srpring.Guest
-	vhost := map[string]int{}
-	for _, g := range cfg.Xen.Guests {
-		guests = append(guests, srpring.Guest{Domain: g.Domain, VHost: vhost[g.Domain]})
-		vhost[g.Domain]++
+	ls, err := openXenOn(hv, "xen-sim "+path, cfg, tgt, log)
+	if err != nil {
+		hv.Close()
+		return nil, err
 	}
-	l, err := srpring.Listen(srpring.Config{Hypervisor: hv, Logger: log.Named("srpring"), TargetPortID: xenSRPTargetPortID,
-		Guests: guests, LUNames: func() map[uint16]string {
+	// the last listener to close releases the simulator connection
+	var mu sync.Mutex
+	open := len(ls)
+	for i := range ls {
+		ls[i].l = &closeAlso{Listener: ls[i].l, also: func() error {
+			mu.Lock()
+			defer mu.Unlock()
+			if open--; open == 0 {
+				return hv.Close()
+			}
+			return nil
+		}}
+	}
+	return ls, nil
+}
+
+// openXenOn opens both Xen transports of the xen section on hv (the real
+// hypervisor or the simulator): the vscsiif backend, whose rings see the
+// LUNs their guest was given, and the native SRP ring, whose logins see
+// the target's LUs as every SRP initiator does.
+func openXenOn(hv xen.Hypervisor, label string, cfg *config.Config, tgt *scsi.Target, log *zap.Logger) ([]boundListener, error) {
+	var guests []xen.Guest
+	var srpGuests []srpring.Guest
+	for _, g := range cfg.Xen.Guests {
+		xg := xen.Guest{Domain: g.Domain}
+		vhosts := map[int]bool{}
+		for _, l := range g.LUNs {
+			xg.LUNs = append(xg.LUNs, xen.LUNSpec{LU: l.LU, Addr: xen.Addr{Host: l.Host, Channel: l.Channel, Target: l.Target, LUN: l.LUN}})
+			if !vhosts[int(l.Host)] {
+				vhosts[int(l.Host)] = true
+				srpGuests = append(srpGuests, srpring.Guest{Domain: g.Domain, VHost: int(l.Host)})
+			}
+		}
+		guests = append(guests, xg)
+	}
+	names := map[string]bool{}
+	for _, l := range cfg.LUs {
+		names[l.Name] = true
+	}
+	vport := tgt.AddPort(scsi.PortID(xenVSCSITargetPortID), "xen vscsiif")
+	acc := &xenAccess{tgt: tgt, vport: vport, maps: map[[16]byte][]xen.LUNMap{}}
+	vl, err := xen.Listen(xen.Config{Hypervisor: hv, Logger: log.Named("xen"), TargetPortID: xenVSCSITargetPortID,
+		Guests: guests, HasLU: func(n string) bool { return names[n] }, OnMap: acc.onMap, MaxSegments: 256})
+	if err != nil {
+		return nil, cfg.Errorf("xen", "%s: %v", label, err)
+	}
+	sl, err := srpring.Listen(srpring.Config{Hypervisor: hv, Logger: log.Named("srpring"), TargetPortID: xenSRPTargetPortID,
+		Guests: srpGuests, LUNames: func() map[uint16]string {
 			m := map[uint16]string{}
 			for _, lu := range tgt.LUs() {
 				m[lu.LUN()] = lu.Name()
@@ -189,13 +238,72 @@ func openXenSim(path string, cfg *config.Config, tgt *scsi.Target, log *zap.Logg
 			return m
 		}})
 	if err != nil {
-		hv.Close()
-		return nil, cfg.Errorf("xen", "--xen-sim %s: %v", path, err)
+		vl.Close()
+		return nil, cfg.Errorf("xen", "%s: %v", label, err)
 	}
-	port := tgt.AddPort(scsi.PortID(xenSRPTargetPortID), "xen srp ring")
-	log.Info("Xen SRP ring target port (simulated hypervisor)", zap.String("socket", path),
-		zap.String("port_id", fmt.Sprintf("%x", xenSRPTargetPortID)))
-	return []boundListener{{transport: "xen-srp", addr: path, l: &closeAlso{Listener: l, also: hv.Close}, port: port}}, nil
+	sport := tgt.AddPort(scsi.PortID(xenSRPTargetPortID), "xen srp ring")
+	log.Info("Xen target ports", zap.String("hypervisor", label),
+		zap.String("vscsiif_port_id", fmt.Sprintf("%x", xenVSCSITargetPortID)),
+		zap.String("srp_ring_port_id", fmt.Sprintf("%x", xenSRPTargetPortID)))
+	return []boundListener{
+		{transport: "xen", addr: label, l: vl, port: vport},
+		{transport: "xen-srp", addr: label, l: sl, port: sport},
+	}, nil
+}
+
+// xenAccess is the target's access function once a vscsiif ring exists:
+// a ring's nexus sees the LUNs its guest was given, at the guest's
+// addresses; every other nexus sees every LU at its own LUN, as without
+// an access function.
+type xenAccess struct {
+	tgt       *scsi.Target
+	vport     *scsi.Port
+	mu        sync.Mutex
+	installed bool
+	maps      map[[16]byte][]xen.LUNMap
+	lus       map[string]*scsi.LU
+	all       []scsi.Mapping
+}
+
+// onMap records a ring's LUNs and re-evaluates the nexuses. It runs on
+// the backend's goroutine, outside the target's lock, so it may read the
+// target's LUs.
+func (a *xenAccess) onMap(initiator [16]byte, luns []xen.LUNMap) {
+	lus := a.tgt.LUs()
+	a.mu.Lock()
+	a.lus = map[string]*scsi.LU{}
+	a.all = a.all[:0]
+	for _, lu := range lus {
+		a.lus[lu.Name()] = lu
+		a.all = append(a.all, scsi.Mapping{LUN: lu.LUN(), LU: lu})
+	}
+	if luns == nil {
+		delete(a.maps, initiator)
+	} else {
+		a.maps[initiator] = luns
+	}
+	install := !a.installed
+	a.installed = true
+	a.mu.Unlock()
+	if install {
+		a.tgt.SetAccess(a.access)
+	}
+	a.tgt.Remap()
+}
+
+func (a *xenAccess) access(id scsi.NexusID, port *scsi.Port) ([]scsi.Mapping, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if port != a.vport {
+		return append([]scsi.Mapping(nil), a.all...), nil
+	}
+	var out []scsi.Mapping
+	for _, m := range a.maps[[16]byte(id.Initiator)] {
+		if lu := a.lus[m.LU]; lu != nil {
+			out = append(out, scsi.Mapping{LUN: m.LUN, LU: lu})
+		}
+	}
+	return out, nil
 }
 
 // closeAlso closes a listener, then releases what it ran on.

@@ -35,6 +35,7 @@ type xenSimGuest struct {
 	cur     scsitest.Initiator
 	srp     *initiator.Initiator
 	conn    *frontend.SRPConn
+	vscsi   *frontend.VSCSI
 	gen     int
 	faults  []string
 	retries int64
@@ -65,6 +66,10 @@ func (x *xenSimGuest) connect(ctx context.Context, gen int) (scsitest.Initiator,
 		x.srp.Close()
 		x.srp, x.cur = nil, nil
 	}
+	if x.vscsi != nil {
+		x.vscsi.Close()
+		x.vscsi, x.cur = nil, nil
+	}
 	switch x.ring {
 	case "srp":
 		conn, err := frontend.DialSRP(ctx, x.g, frontend.SRPConfig{VHost: x.vhost})
@@ -79,7 +84,11 @@ func (x *xenSimGuest) connect(ctx context.Context, gen int) (scsitest.Initiator,
 		}
 		x.srp, x.conn, x.cur = in, conn, in
 	default:
-		return nil, fmt.Errorf("--ring %q: the vscsiif ring needs the Xen transport's vscsiif backend", x.ring)
+		f, err := frontend.DialVSCSI(ctx, x.g, frontend.VSCSIConfig{VHost: x.vhost})
+		if err != nil {
+			return nil, err
+		}
+		x.vscsi, x.cur = f, f
 	}
 	x.gen++
 	return x.cur, nil
@@ -174,6 +183,10 @@ func (x *xenSimGuest) Close() error {
 	if x.srp != nil {
 		x.srp.Logout()
 		x.srp = nil
+	}
+	if x.vscsi != nil {
+		x.vscsi.Close()
+		x.vscsi = nil
 	}
 	x.mu.Unlock()
 	return x.g.Close()
