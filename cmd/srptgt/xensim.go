@@ -317,4 +317,3 @@ func (c *closeAlso) Close() error {
 	c.also()
 	return err
 }
-

@@ -192,7 +192,6 @@ func (x *xenSimGuest) Close() error {
 	return x.g.Close()
 }
 
-
 // xenSimBench holds bench's --xen-sim flags.
 type xenSimBench struct {
 	path   string
