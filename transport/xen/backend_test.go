@@ -158,11 +158,9 @@ func (e *env) guest(name string) *xensim.Guest {
 	return g
 }
 
+// store is a dom0 XenStore connection that outlives backend restarts.
 func (e *env) store() xen.Store {
-	st, err := e.hv.Store()
-	if err != nil {
-		e.t.Fatal(err)
-	}
+	st := e.sim.Store().Connect(0)
 	e.t.Cleanup(func() { st.Close() })
 	return st
 }

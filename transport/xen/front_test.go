@@ -383,8 +383,11 @@ func (f *vfront) Do(ctx context.Context, r *scsitest.Request) (*scsitest.Respons
 		var err error
 		indPages := 0
 		if pages > vscsiif.SGTableSize {
-			if pages > f.sgGrant {
-				return nil, fmt.Errorf("vfront: %d pages exceed feature-sg-grant %d", pages, f.sgGrant)
+			f.mu.Lock()
+			sg := f.sgGrant
+			f.mu.Unlock()
+			if pages > sg {
+				return nil, fmt.Errorf("vfront: %d pages exceed feature-sg-grant %d", pages, sg)
 			}
 			indPages = (pages + vscsiif.SGPerPage - 1) / vscsiif.SGPerPage
 		}

@@ -330,7 +330,9 @@ func (m *Machine) Step(s Snapshot) []Action {
 				}
 			}
 		}
-		if m.state != Connected {
+		if m.state != Connected && m.state != Reconfiguring {
+			// (Reconfiguring: the toolstack's hot-plug, waiting for
+			// the frontend to answer it)
 			acts = m.set(acts, Connected)
 		}
 	case Closing:

@@ -1,0 +1,365 @@
+package xen_test
+
+import (
+	"context"
+	"errors"
+	"math/rand"
+	"os/exec"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/srptgt/srptgt/scsi"
+	"github.com/srptgt/srptgt/scsi/scsitest"
+	"github.com/srptgt/srptgt/transport/xen"
+	"github.com/srptgt/srptgt/transport/xen/vscsiif"
+	"github.com/srptgt/srptgt/transport/xen/xenbus"
+)
+
+// verify runs write/read-back cycles on lun until stop closes; unit
+// attentions (a hot-plug reports REPORTED LUNS DATA HAS CHANGED) are
+// retried, anything else is an error.
+func verify(in scsitest.Initiator, lun uint16, seed int64, stop <-chan struct{}) (int, error) {
+	rnd := rand.New(rand.NewSource(seed))
+	n := 0
+	for {
+		select {
+		case <-stop:
+			return n, nil
+		default:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		// each writer keeps to its own eighth of the LU
+		region := luSize / 512 / 8
+		base := int(seed%8) * region
+		err := rw(ctx, in, lun, uint32(base+rnd.Intn(region-64)), 1+rnd.Intn(64), rnd)
+		cancel()
+		var se *scsi.SenseError
+		if err != nil && !errors.As(err, &se) && strings.Contains(err.Error(), "status 0x02") {
+			continue // a unit attention
+		}
+		if err != nil {
+			return n, err
+		}
+		n++
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func hasAddr(f *vfront, lun uint32) bool {
+	for _, a := range f.LUNs() {
+		if a.LUN == lun {
+			return true
+		}
+	}
+	return false
+}
+
+// Hot-add and hot-remove of a LUN (srptgt xen attach/detach) while the
+// other LUN of the same vhost runs verified I/O.
+func TestHotplugUnderIO(t *testing.T) {
+	e := newEnv(t, func(c *xen.Config) {
+		c.Guests = []xen.Guest{{Domain: "g1", LUNs: []xen.LUNSpec{spec(t, "disk0, 0:0:0:0")}}}
+	})
+	g := e.guest("g1")
+	f := e.front(g, 0)
+	defer f.Close()
+	clearUA(t, f, 0)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var ios int
+	var ioErr error
+	wg.Add(1)
+	go func() { defer wg.Done(); ios, ioErr = verify(f, 0, 7, stop) }()
+	var once sync.Once
+	halt := func() { once.Do(func() { close(stop) }); wg.Wait() }
+	defer halt()
+
+	st := e.store()
+	if err := xen.Attach(st, xen.AttachRequest{Domain: "g1", LU: "disk1", Addr: xen.Addr{LUN: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the guest to add LUN 1", func() bool { return hasAddr(f, 1) })
+	waitFor(t, "the backend to go Connected", func() bool {
+		s, _ := st.Read(0, "/local/domain/0/backend/vscsi/1/0/state")
+		return s == "4"
+	})
+	clearUA(t, f, 1)
+	rnd := rand.New(rand.NewSource(3))
+	for i := 0; i < 20; i++ {
+		if err := rw(ctxT(t, 5*time.Second), f, 1, uint32(i*64), 64, rnd); err != nil {
+			t.Fatalf("I/O on the hot-added LUN: %v", err)
+		}
+	}
+	if err := xen.Attach(st, xen.AttachRequest{Domain: "g1", LU: "disk2", Addr: xen.Addr{LUN: 1}}); err == nil {
+		t.Fatal("attaching a second LU at 0:0:0:1 succeeded")
+	}
+	if err := xen.Detach(st, xen.DetachRequest{Domain: "g1", LU: "disk1"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the guest to remove LUN 1", func() bool { return !hasAddr(f, 1) })
+	waitFor(t, "dev-1 Closed", func() bool {
+		s, _ := st.Read(0, "/local/domain/0/backend/vscsi/1/0/vscsi-devs/dev-1/state")
+		return s == "6"
+	})
+	waitFor(t, "LUN 1 to be unmapped", func() bool {
+		r, err := f.Do(ctxT(t, 5*time.Second), &scsitest.Request{LUN: scsi.EncodeLUN(1), CDB: scsitest.TestUnitReady()})
+		return err == nil && r.Status == scsi.StatusCheckCondition && r.SenseError() != nil && r.SenseError().ASC == 0x2500
+	})
+	time.Sleep(100 * time.Millisecond)
+	halt()
+	if ioErr != nil || ios == 0 {
+		t.Fatalf("verified I/O on LUN 0 during the hot-plug: %d cycles, %v", ios, ioErr)
+	}
+	t.Logf("%d verified write/read cycles on LUN 0 during hot-add and hot-remove; frontend: %s", ios, f.Notes())
+	devs, err := xen.List(st, 0)
+	if err != nil || len(devs) != 1 || len(devs[0].LUNs) != 2 {
+		t.Fatalf("List = %+v, %v", devs, err)
+	}
+}
+
+// ABORT and RESET are ABORT TASK and LOGICAL UNIT RESET, answered with
+// XEN_VSCSIIF_RSLT_RESET_SUCCESS / _FAILED.
+func TestAbortAndReset(t *testing.T) {
+	e := newEnv(t, func(c *xen.Config) {
+		c.Guests = []xen.Guest{{Domain: "g1", LUNs: []xen.LUNSpec{spec(t, "disk0, 0:0:0:0")}}}
+	})
+	f := e.front(e.guest("g1"), 0)
+	defer f.Close()
+	clearUA(t, f, 0)
+	for _, c := range []struct {
+		name string
+		act  uint8
+		lun  uint16
+		want int32
+	}{
+		{"abort of no task", vscsiif.ActSCSIAbort, 0, vscsiif.RsltResetSuccess},
+		{"reset", vscsiif.ActSCSIReset, 0, vscsiif.RsltResetSuccess},
+		{"reset of an unmapped LUN", vscsiif.ActSCSIReset, 3, vscsiif.RsltResetFailed},
+	} {
+		rslt, err := f.TMF(ctxT(t, 5*time.Second), c.act, scsi.EncodeLUN(c.lun), 9)
+		if err != nil || rslt != c.want {
+			t.Errorf("%s: rslt %#x, %v; want %#x", c.name, rslt, err, c.want)
+		}
+	}
+	// after a LU reset the guest sees the unit attention, then I/O again
+	clearUA(t, f, 0)
+	if err := rw(ctxT(t, 5*time.Second), f, 0, 0, 8, rand.New(rand.NewSource(1))); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A frontend that sends a malformed request is disconnected with a logged
+// reason; another guest carries on.
+func TestBadFrontendIsolated(t *testing.T) {
+	e := newEnv(t, func(c *xen.Config) {
+		c.Guests = []xen.Guest{
+			{Domain: "bad", LUNs: []xen.LUNSpec{spec(t, "disk0, 0:0:0:0")}},
+			{Domain: "good", LUNs: []xen.LUNSpec{spec(t, "disk0, 0:0:0:0")}},
+		}
+	})
+	bad := e.front(e.guest("bad"), 0)
+	good := e.front(e.guest("good"), 0)
+	defer good.Close()
+	clearUA(t, good, 0)
+	stop := make(chan struct{})
+	var ios int
+	var ioErr error
+	done := make(chan struct{})
+	go func() { ios, ioErr = verify(good, 0, 11, stop); close(done) }()
+	var once sync.Once
+	halt := func() { once.Do(func() { close(stop) }); <-done }
+	defer halt()
+
+	raw := make([]byte, vscsiif.RequestSize)
+	(&vscsiif.Request{Act: vscsiif.ActSCSICDB, CmdLen: 10, Dir: vscsiif.DirFromDevice}).Encode(raw)
+	raw[vscsiif.ReqNrSegments] = 27
+	bad.mu.Lock()
+	bad.rawNext = raw
+	bad.mu.Unlock()
+	_, err := bad.Do(ctxT(t, 5*time.Second), &scsitest.Request{LUN: scsi.EncodeLUN(0), CDB: scsitest.TestUnitReady()})
+	if !errors.Is(err, errFrontClosed) {
+		t.Fatalf("malformed request: %v, want the device closed", err)
+	}
+	if !strings.Contains(bad.Notes(), "closed: backend Closing") {
+		t.Fatalf("bad frontend: %s", bad.Notes())
+	}
+	found := false
+	for _, l := range e.logs.All() {
+		if l.Message == "bad frontend: disconnecting it" && strings.Contains(l.ContextMap()["error"].(string), "nr_segments") {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatal("no log of the disconnect and its reason")
+	}
+	time.Sleep(200 * time.Millisecond)
+	halt()
+	if ioErr != nil || ios == 0 {
+		t.Fatalf("the good guest: %d cycles, %v", ios, ioErr)
+	}
+	// an overflowing req_prod is refused the same way
+	bad2 := e.guest("bad2")
+	st := e.store()
+	if err := xen.Attach(st, xen.AttachRequest{Domain: "bad2", LU: "disk1", Addr: xen.Addr{}}); err != nil {
+		t.Fatal(err)
+	}
+	f2 := e.front(bad2, 0)
+	f2.mu.Lock()
+	f2.fr.SetReqProd(f2.fr.ReqProdPvt + 17)
+	f2.mu.Unlock()
+	f2.evt.Notify()
+	select {
+	case <-f2.closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("req_prod 17 ahead did not disconnect the frontend")
+	}
+}
+
+// SIGTERM: the backend closes every device cleanly while the guest runs
+// I/O (commands in flight complete or fail, none hangs), unmaps the
+// rings; started again, it re-attaches the guest, whose I/O works on the
+// new device.
+func TestShutdownAndRestart(t *testing.T) {
+	e := newEnv(t, func(c *xen.Config) {
+		c.Guests = []xen.Guest{{Domain: "g1", LUNs: []xen.LUNSpec{spec(t, "disk0, 0:0:0:0"), spec(t, "disk1, 0:0:0:1")}}}
+	})
+	g := e.guest("g1")
+	f := e.front(g, 0)
+	clearUA(t, f, 0)
+	var good, failed atomic.Int32
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			rnd := rand.New(rand.NewSource(int64(i)))
+			for {
+				err := rw(ctxT(t, 20*time.Second), f, 0, uint32(i*1000), 16, rnd)
+				switch {
+				case err == nil:
+					good.Add(1)
+				case errors.Is(err, errFrontClosed):
+					return
+				case strings.Contains(err.Error(), "host byte"):
+					failed.Add(1) // DID_NO_CONNECT: the command failed cleanly
+				default:
+					t.Errorf("I/O during shutdown: %v", err)
+					return
+				}
+			}
+		}(i)
+	}
+	defer wg.Wait()
+	time.Sleep(100 * time.Millisecond)
+	e.stop()
+	wg.Wait()
+	t.Logf("before the stop: %d verified cycles; %d failed with a host error; frontend: %s", good.Load(), failed.Load(), f.Notes())
+	st := e.store()
+	if s, _ := st.Read(0, "/local/domain/0/backend/vscsi/1/0/state"); s != "6" {
+		t.Fatalf("backend state after shutdown %q, want 6 (Closed)", s)
+	}
+	f.Close()
+
+	// serve again: the device left Closed is re-created, the guest
+	// probes a new one
+	e.start()
+	f2 := e.front(g, 0)
+	defer f2.Close()
+	clearUA(t, f2, 1)
+	if err := rw(ctxT(t, 5*time.Second), f2, 1, 0, 64, rand.New(rand.NewSource(5))); err != nil {
+		t.Fatalf("I/O after the restart: %v", err)
+	}
+}
+
+// Two guests, two vhosts of one of them, one LUN shared: each ring is its
+// own I_T nexus with its own initiator port ID.
+func TestTwoGuestsTwoVhosts(t *testing.T) {
+	var mu sync.Mutex
+	inits := map[[16]byte]int{}
+	e := newEnv(t, func(c *xen.Config) {
+		c.Guests = []xen.Guest{
+			{Domain: "g1", LUNs: []xen.LUNSpec{spec(t, "disk0, 0:0:0:0"), spec(t, "disk1, 0:0:0:1")}},
+			{Domain: "g1", LUNs: []xen.LUNSpec{spec(t, "disk0, 1:0:0:0"), spec(t, "disk1, 1:0:0:1")}},
+			{Domain: "g2", LUNs: []xen.LUNSpec{spec(t, "disk0, 0:0:0:0"), spec(t, "disk2, 0:0:0:1")}},
+		}
+		inner := c.OnMap
+		c.OnMap = func(id [16]byte, l []xen.LUNMap) {
+			mu.Lock()
+			inits[id] = len(l)
+			mu.Unlock()
+			inner(id, l)
+		}
+	})
+	g1, g2 := e.guest("g1"), e.guest("g2")
+	fronts := []*vfront{e.front(g1, 0), e.front(g1, 1), e.front(g2, 0)}
+	var wg sync.WaitGroup
+	errs := make([]error, len(fronts)*2)
+	stop := make(chan struct{})
+	var once sync.Once
+	halt := func() { once.Do(func() { close(stop) }); wg.Wait() }
+	defer halt()
+	for i, f := range fronts {
+		defer f.Close()
+		for lun := uint16(0); lun < 2; lun++ {
+			clearUA(t, f, lun)
+			wg.Add(1)
+			go func(i int, f *vfront, lun uint16) {
+				defer wg.Done()
+				_, errs[i*2+int(lun)] = verify(f, lun, int64(i*2+int(lun)), stop)
+			}(i, f, lun)
+		}
+	}
+	time.Sleep(300 * time.Millisecond)
+	halt()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("front %d LUN %d: %v", i/2, i%2, err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(inits) != 3 {
+		t.Fatalf("%d initiator port IDs for 3 rings: %x", len(inits), inits)
+	}
+	if n := len(e.tgt.Nexuses()); n != 3 {
+		t.Fatalf("%d I_T nexuses, want 3", n)
+	}
+}
+
+// EncodeLUN is scsi.EncodeLUN (the transport does not import scsi).
+func TestEncodeLUNMatchesSCSI(t *testing.T) {
+	for n := 0; n < 1<<14; n++ {
+		if xen.EncodeLUN(uint16(n)) != scsi.EncodeLUN(uint16(n)) {
+			t.Fatalf("LUN %d: %#x vs %#x", n, xen.EncodeLUN(uint16(n)), scsi.EncodeLUN(uint16(n)))
+		}
+	}
+}
+
+// The transport knows no SCSI and uses no cgo.
+func TestDependencies(t *testing.T) {
+	for _, pkg := range []string{".", "./vscsiif", "./xenstore", "./xenbus"} {
+		out, err := exec.Command("go", "list", "-f", "{{join .Imports \" \"}} cgo={{len .CgoFiles}}", pkg).Output()
+		if err != nil {
+			t.Fatalf("go list %s: %v", pkg, err)
+		}
+		s := string(out)
+		if strings.Contains(s, "github.com/srptgt/srptgt/scsi") || !strings.Contains(s, "cgo=0") || strings.Contains(s, " C ") {
+			t.Errorf("%s imports %s", pkg, s)
+		}
+	}
+}
+
+var _ = xenbus.Closed
