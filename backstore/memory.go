@@ -1,16 +1,19 @@
 package backstore
 
 import (
+	"sync"
 	"sync/atomic"
 	"syscall"
 )
 
 // A memory store keeps its data in chunks allocated on first write and
 // found through a two-level table of atomic pointers: a read of a hole
-// loads a nil pointer and returns zeros, with no lock anywhere on the data
-// path. Writes to distinct ranges of one chunk copy into distinct bytes of
-// it, so they do not race; writes to the same range interleave at chunk
-// granularity, which is the caller's to order.
+// loads a nil pointer and returns zeros. The bytes of a chunk are guarded by
+// one of a set of striped reader/writer locks, so overlapping reads and
+// writes — which SCSI allows from concurrent SIMPLE tasks — see each
+// chunk's part of a write whole or not at all, and never race in the Go
+// memory model's sense. How overlapping commands order is the SCSI layer's
+// business.
 const (
 	chunkShift = 16 // 64 KiB chunks
 	chunkSize  = 1 << chunkShift
@@ -25,13 +28,20 @@ type (
 	leaf  [leafLen]atomic.Pointer[chunk]
 )
 
+// stripes is how many locks guard the chunks' bytes (chunk i uses lock
+// i % stripes).
+const stripes = 64
+
 type memStore struct {
 	geometry
 	closed    atomic.Bool
 	max       int64 // cap on allocated, 0 for none
 	allocated atomic.Int64
 	leaves    []atomic.Pointer[leaf]
+	locks     [stripes]sync.RWMutex
 }
+
+func (s *memStore) lock(ci int64) *sync.RWMutex { return &s.locks[ci%stripes] }
 
 func newMemory(size int64, bs uint32, readOnly bool, maxAllocated int64) *memStore {
 	chunks := (size + chunkMask) >> chunkShift
@@ -125,11 +135,14 @@ func (s *memStore) ReadAt(p []byte, off int64) (int, error) {
 		pos := off + int64(n)
 		co := pos & chunkMask
 		m := min(len(p)-n, int(chunkSize-co))
+		l := s.lock(pos >> chunkShift)
+		l.RLock()
 		if c := s.chunkAt(pos >> chunkShift); c != nil {
 			copy(p[n:n+m], c[co:])
 		} else {
 			clear(p[n : n+m])
 		}
+		l.RUnlock()
 		n += m
 	}
 	return len(p), nil
@@ -164,11 +177,15 @@ func (s *memStore) WriteAt(p []byte, off int64) (int, error) {
 	}()
 	for n := 0; n < len(p); {
 		pos := off + int64(n)
+		l := s.lock(pos >> chunkShift)
+		l.Lock()
 		c, ok := s.ensure(pos>>chunkShift, &held)
 		if !ok { // the range was unmapped under us and the cap reached
+			l.Unlock()
 			return n, &OpError{Op: opWrite, Off: off, Len: int64(len(p)), Err: syscall.ENOSPC}
 		}
 		n += copy(c[pos&chunkMask:], p[n:])
+		l.Unlock()
 	}
 	return len(p), nil
 }
@@ -199,6 +216,8 @@ func (s *memStore) zero(op string, off, n int64) error {
 		co := off & chunkMask
 		m := min(end-off, chunkSize-co)
 		if sl := s.slot(off >> chunkShift); sl != nil {
+			l := s.lock(off >> chunkShift)
+			l.Lock()
 			if m == chunkSize || (co == 0 && off+m == s.size) {
 				if sl.Swap(nil) != nil {
 					s.release(1)
@@ -206,6 +225,7 @@ func (s *memStore) zero(op string, off, n int64) error {
 			} else if c := sl.Load(); c != nil {
 				clear(c[co : co+m])
 			}
+			l.Unlock()
 		}
 		off += m
 	}
