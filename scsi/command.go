@@ -100,6 +100,9 @@ type Command struct {
 	op    *opInfo
 	state atomic.Uint32
 	task  task
+	// arrival orders the command against task management functions
+	// (see Mark).
+	arrival uint64
 }
 
 // Command states. A command runs once and ends exactly once: either it
@@ -130,6 +133,7 @@ func (c *Command) Reset() {
 	c.itl = nil
 	c.lu = nil
 	c.op = nil
+	c.arrival = 0
 	c.state.Store(cmdIdle)
 	c.task.reset()
 }

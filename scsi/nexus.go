@@ -157,6 +157,7 @@ func putLUN(b []byte, lun uint64) { binary.BigEndian.PutUint64(b, lun) }
 // later finds it. Execute calls Start itself if the caller did not.
 func (n *Nexus) Start(c *Command) {
 	c.nexus = n
+	c.arrival = n.target.arrivals.Add(1)
 	c.state.Store(cmdRunning)
 	lun, wk, ok := DecodeLUN(c.LUN)
 	if !ok || wk {

@@ -288,7 +288,7 @@ func TestUnitAttentions(t *testing.T) {
 	r.expect(r.do(tur, nil, 0), sense{key: 6, asc: 0x2A01})
 	r.good(r.do(tur, nil, 0))
 	r.lu.CapacityChanged()
-	r.n.LUReset(r.lun)
+	r.n.LUReset(r.lun, r.n.Mark())
 	r.expect(r.do(tur, nil, 0), sense{key: 6, asc: 0x2903})
 	r.good(r.do(tur, nil, 0))
 }
@@ -474,7 +474,7 @@ func TestModeSelectWCE(t *testing.T) {
 
 	// The setting survives nothing: a logical unit reset brings back the
 	// default (no saved pages, SPC-4 7.5.2).
-	r.n.LUReset(r.lun)
+	r.n.LUReset(r.lun, r.n.Mark())
 	r.expect(r.do(scsitest.TestUnitReady(), nil, 0), sense{key: 6, asc: 0x2903})
 	check("WRITE(16) after reset", scsitest.RW16(0x8A, 0, 4, 1), blk, "WriteAt 2048+512")
 }
@@ -544,7 +544,7 @@ func TestSavedModePages(t *testing.T) {
 	r.data(r.do(scsitest.ModeSense6(true, 3, 0x0A, 0, 255), nil, 255), cat("0F 00 10 00 8A 0A 04 10 00 00 00 00 FF FF 00 00"))
 	// Current changes; a logical unit reset brings back the saved values.
 	r.setDSense(false)
-	r.n.LUReset(r.lun)
+	r.n.LUReset(r.lun, r.n.Mark())
 	r.dsns = true
 	r.expect(r.do(scsitest.TestUnitReady(), nil, 0), sense{key: 6, asc: 0x2903})
 	r.data(r.do(scsitest.ModeSense6(true, 0, 0x0A, 0, 255), nil, 255), cat("0F 00 10 00 8A 0A 04 10 00 00 00 00 FF FF 00 00"))

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 )
 
 // Target is one SCSI target device: its logical units, its target ports and
@@ -18,6 +19,9 @@ type Target struct {
 	nexuses map[NexusID]*Nexus
 	seen    map[NexusID]bool
 	access  AccessFunc
+
+	// arrivals counts commands as they start (see Mark).
+	arrivals atomic.Uint64
 }
 
 // Port is a target port: the SRP target port identifier and the relative

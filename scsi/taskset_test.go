@@ -83,7 +83,7 @@ func TestTaskAttributes(t *testing.T) {
 	doneC := launch(r.n, c)
 	// B waits for A; C waits for B.
 	g.quiet(t, settle)
-	if res := r.n.QueryTask(r.lun, 2); res != scsi.TMFSucceeded {
+	if res := r.n.QueryTask(r.lun, 2, r.n.Mark()); res != scsi.TMFSucceeded {
 		t.Fatalf("QUERY TASK of the blocked ORDERED task: %v", res)
 	}
 	// HEAD OF QUEUE runs at once, past the ORDERED task and its follower.
@@ -167,23 +167,23 @@ func TestAbortTask(t *testing.T) {
 	doneB := launch(r.n, b)
 
 	// Blocked task.
-	if res := r.n.AbortTask(r.lun, 2); res != scsi.TMFComplete {
+	if res := r.n.AbortTask(r.lun, 2, r.n.Mark()); res != scsi.TMFComplete {
 		t.Fatalf("ABORT TASK: %v", res)
 	}
 	waitDone(t, "aborted blocked task", doneB)
 	if !b.Aborted() {
 		t.Fatal("blocked task not reported aborted")
 	}
-	if res := r.n.QueryTask(r.lun, 2); res != scsi.TMFComplete {
+	if res := r.n.QueryTask(r.lun, 2, r.n.Mark()); res != scsi.TMFComplete {
 		t.Fatalf("QUERY TASK after abort: %v", res)
 	}
 
 	// Running task: the TMF waits for it.
-	if res := r.n.QueryTask(r.lun, 1); res != scsi.TMFSucceeded {
+	if res := r.n.QueryTask(r.lun, 1, r.n.Mark()); res != scsi.TMFSucceeded {
 		t.Fatalf("QUERY TASK of running task: %v", res)
 	}
 	tmf := make(chan scsi.TMFResult, 1)
-	go func() { tmf <- r.n.AbortTask(r.lun, 1) }()
+	go func() { tmf <- r.n.AbortTask(r.lun, 1, r.n.Mark()) }()
 	select {
 	case res := <-tmf:
 		t.Fatalf("ABORT TASK returned %v while the task was still in the store", res)
@@ -208,7 +208,7 @@ func TestAbortTask(t *testing.T) {
 	r.n.Execute(c)
 	goodCmd(t, "after abort", c)
 	// A task that already completed is not found: FUNCTION COMPLETE.
-	if res := r.n.AbortTask(r.lun, 1); res != scsi.TMFComplete {
+	if res := r.n.AbortTask(r.lun, 1, r.n.Mark()); res != scsi.TMFComplete {
 		t.Fatalf("ABORT TASK of a completed task: %v", res)
 	}
 	// Through scsitest the aborted command has no response.
@@ -220,7 +220,7 @@ func TestAbortTask(t *testing.T) {
 	}()
 	g.waitEnter(t, "read 4096")
 	go func() { relXAfter(settle, relX) }()
-	r.n.AbortTask(r.lun, 88)
+	r.n.AbortTask(r.lun, 88, r.n.Mark())
 	if err := <-errc; err != scsitest.ErrAborted {
 		t.Fatalf("aborted request: %v", err)
 	}
@@ -242,9 +242,9 @@ func TestTMFs(t *testing.T) {
 	// Wrong LUN: INCORRECT LOGICAL UNIT NUMBER.
 	bad := scsi.EncodeLUN(5)
 	for name, res := range map[string]scsi.TMFResult{
-		"ABORT TASK": r.n.AbortTask(bad, 1), "ABORT TASK SET": r.n.AbortTaskSet(bad), "CLEAR TASK SET": r.n.ClearTaskSet(bad),
-		"LOGICAL UNIT RESET": r.n.LUReset(bad), "CLEAR ACA": r.n.ClearACA(bad), "QUERY TASK": r.n.QueryTask(bad, 1),
-		"W-LUN": r.n.AbortTaskSet(0xC101 << 48),
+		"ABORT TASK": r.n.AbortTask(bad, 1, r.n.Mark()), "ABORT TASK SET": r.n.AbortTaskSet(bad, r.n.Mark()), "CLEAR TASK SET": r.n.ClearTaskSet(bad, r.n.Mark()),
+		"LOGICAL UNIT RESET": r.n.LUReset(bad, r.n.Mark()), "CLEAR ACA": r.n.ClearACA(bad), "QUERY TASK": r.n.QueryTask(bad, 1, r.n.Mark()),
+		"W-LUN": r.n.AbortTaskSet(0xC101 << 48, r.n.Mark()),
 	} {
 		if res != scsi.TMFIncorrectLUN {
 			t.Errorf("%s on a LUN with no LU: %v", name, res)
@@ -254,7 +254,7 @@ func TestTMFs(t *testing.T) {
 	if res := r.n.ClearACA(r.lun); res != scsi.TMFComplete {
 		t.Fatalf("CLEAR ACA: %v", res)
 	}
-	if res := r.n.QueryTask(r.lun, 12345); res != scsi.TMFComplete {
+	if res := r.n.QueryTask(r.lun, 12345, r.n.Mark()); res != scsi.TMFComplete {
 		t.Fatalf("QUERY TASK of no task: %v", res)
 	}
 
@@ -268,7 +268,7 @@ func TestTMFs(t *testing.T) {
 	g.waitEnter(t, "read 512")
 	doneO := launch(n2, o)
 	tmf := make(chan scsi.TMFResult, 1)
-	go func() { tmf <- r.n.AbortTaskSet(r.lun) }()
+	go func() { tmf <- r.n.AbortTaskSet(r.lun, r.n.Mark()) }()
 	waitDone(t, "blocked task of the nexus", doneB)
 	notDone(t, "ABORT TASK SET with a running task", chanOf(tmf))
 	rel1()
@@ -294,7 +294,7 @@ func TestTMFs(t *testing.T) {
 	c := readCmd(r.lun, 3, 3, scsi.Simple)
 	doneC := launch(n2, c)
 	g.waitEnter(t, "read 1536")
-	go func() { tmf <- r.n.ClearTaskSet(r.lun) }()
+	go func() { tmf <- r.n.ClearTaskSet(r.lun, r.n.Mark()) }()
 	notDone(t, "CLEAR TASK SET with a running task", chanOf(tmf))
 	rel3()
 	if res := <-tmf; res != scsi.TMFComplete {
@@ -308,7 +308,7 @@ func TestTMFs(t *testing.T) {
 	expectOn(t, doOn(t, d2, r.lun, tur, nil, 0), sense{key: 6, asc: 0x2F00}, false)
 	r.good(doOn(t, d2, r.lun, tur, nil, 0))
 	// With no task of nexus 2 in the set, no unit attention for it.
-	r.n.ClearTaskSet(r.lun)
+	r.n.ClearTaskSet(r.lun, r.n.Mark())
 	r.good(doOn(t, d2, r.lun, tur, nil, 0))
 
 	// LOGICAL UNIT RESET: every task ends, every nexus gets 29h/03h, in
@@ -319,7 +319,7 @@ func TestTMFs(t *testing.T) {
 	g.waitEnter(t, "read 2048")
 	r.setDSense(true)
 	expectOn(t, doOn(t, d2, r.lun, tur, nil, 0), sense{key: 6, asc: 0x2A01}, true)
-	go func() { tmf <- r.n.LUReset(r.lun) }()
+	go func() { tmf <- r.n.LUReset(r.lun, r.n.Mark()) }()
 	notDone(t, "LOGICAL UNIT RESET with a running task", chanOf(tmf))
 	rel4()
 	if res := <-tmf; res != scsi.TMFComplete {
@@ -370,11 +370,11 @@ func TestDetachAndRemove(t *testing.T) {
 	// Start then Abandon: the task leaves the set unexecuted.
 	c := readCmd(r.lun, 5, 5, scsi.Simple)
 	r.n.Start(c)
-	if res := r.n.QueryTask(r.lun, 5); res != scsi.TMFSucceeded {
+	if res := r.n.QueryTask(r.lun, 5, r.n.Mark()); res != scsi.TMFSucceeded {
 		t.Fatalf("QUERY TASK of a started task: %v", res)
 	}
 	r.n.Abandon(c)
-	if res := r.n.QueryTask(r.lun, 5); res != scsi.TMFComplete {
+	if res := r.n.QueryTask(r.lun, 5, r.n.Mark()); res != scsi.TMFComplete {
 		t.Fatalf("QUERY TASK of an abandoned task: %v", res)
 	}
 	g.quiet(t, settle)

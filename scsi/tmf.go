@@ -28,6 +28,18 @@ func (r TMFResult) String() string {
 	return "UNKNOWN"
 }
 
+// Mark names the moment a task management function was received: it
+// affects only tasks that arrived (Nexus.Start) before it (SAM-5 7.1: a
+// task received after the function is not in its scope).
+type Mark uint64
+
+// Mark returns the current arrival mark. The transport takes it when it
+// receives a task management function, after starting every command it
+// received before.
+func (n *Nexus) Mark() Mark { return Mark(n.target.arrivals.Load()) }
+
+func (m Mark) covers(c *Command) bool { return c.arrival <= uint64(m) }
+
 func (n *Nexus) tmfLU(lun uint64) *itl {
 	l, wk, ok := DecodeLUN(lun)
 	if !ok || wk {
@@ -40,24 +52,24 @@ func (n *Nexus) tmfLU(lun uint64) *itl {
 // returns once the task, if it was still running, moves no more data; the
 // aborted command gets no response. A task that already completed is not
 // found, which is FUNCTION COMPLETE too.
-func (n *Nexus) AbortTask(lun, tag uint64) TMFResult {
+func (n *Nexus) AbortTask(lun, tag uint64, m Mark) TMFResult {
 	x := n.tmfLU(lun)
 	if x == nil {
 		return TMFIncorrectLUN
 	}
-	if x.lu.tasks.abort(func(c *Command) bool { return c.nexus == n && c.Tag == tag }) > 0 {
+	if x.lu.tasks.abort(func(c *Command) bool { return c.nexus == n && c.Tag == tag && m.covers(c) }) > 0 {
 		x.lu.tasks.waitAborted()
 	}
 	return TMFComplete
 }
 
 // AbortTaskSet aborts every task of this nexus on the LU (SAM-5 7.3).
-func (n *Nexus) AbortTaskSet(lun uint64) TMFResult {
+func (n *Nexus) AbortTaskSet(lun uint64, m Mark) TMFResult {
 	x := n.tmfLU(lun)
 	if x == nil {
 		return TMFIncorrectLUN
 	}
-	if x.lu.tasks.abort(func(c *Command) bool { return c.nexus == n }) > 0 {
+	if x.lu.tasks.abort(func(c *Command) bool { return c.nexus == n && m.covers(c) }) > 0 {
 		x.lu.tasks.waitAborted()
 	}
 	return TMFComplete
@@ -66,12 +78,12 @@ func (n *Nexus) AbortTaskSet(lun uint64) TMFResult {
 // ClearTaskSet aborts every task on the LU, from every nexus (SAM-5 7.5).
 // With TAS 0, other nexuses whose tasks were cleared get COMMANDS CLEARED
 // BY ANOTHER INITIATOR.
-func (n *Nexus) ClearTaskSet(lun uint64) TMFResult {
+func (n *Nexus) ClearTaskSet(lun uint64, m Mark) TMFResult {
 	x := n.tmfLU(lun)
 	if x == nil {
 		return TMFIncorrectLUN
 	}
-	x.lu.clearTasks(n, ASCCommandsClearedByAnother)
+	x.lu.clearTasks(n, m, ASCCommandsClearedByAnother)
 	return TMFComplete
 }
 
@@ -79,12 +91,12 @@ func (n *Nexus) ClearTaskSet(lun uint64) TMFResult {
 // mode parameters return to their saved values, SPC-2 style state clears,
 // and every nexus, this one included, gets BUS DEVICE RESET FUNCTION
 // OCCURRED.
-func (n *Nexus) LUReset(lun uint64) TMFResult {
+func (n *Nexus) LUReset(lun uint64, m Mark) TMFResult {
 	x := n.tmfLU(lun)
 	if x == nil {
 		return TMFIncorrectLUN
 	}
-	x.lu.Reset()
+	x.lu.reset(m)
 	return TMFComplete
 }
 
@@ -99,12 +111,12 @@ func (n *Nexus) ClearACA(lun uint64) TMFResult {
 
 // QueryTask (SAM-5 7.8) reports FUNCTION SUCCEEDED when the task with the
 // tag is in the task set, FUNCTION COMPLETE when it is not.
-func (n *Nexus) QueryTask(lun, tag uint64) TMFResult {
+func (n *Nexus) QueryTask(lun, tag uint64, m Mark) TMFResult {
 	x := n.tmfLU(lun)
 	if x == nil {
 		return TMFIncorrectLUN
 	}
-	if x.lu.tasks.find(func(c *Command) bool { return c.nexus == n && c.Tag == tag }) {
+	if x.lu.tasks.find(func(c *Command) bool { return c.nexus == n && c.Tag == tag && m.covers(c) }) {
 		return TMFSucceeded
 	}
 	return TMFComplete
@@ -112,9 +124,12 @@ func (n *Nexus) QueryTask(lun, tag uint64) TMFResult {
 
 // clearTasks aborts every task of the LU and tells the other nexuses that
 // lost tasks.
-func (lu *LU) clearTasks(by *Nexus, asc ASC) {
+func (lu *LU) clearTasks(by *Nexus, m Mark, asc ASC) {
 	hit := map[*Nexus]bool{}
 	lu.tasks.abort(func(c *Command) bool {
+		if !m.covers(c) {
+			return false
+		}
 		if c.nexus != by {
 			hit[c.nexus] = true
 		}
@@ -130,9 +145,9 @@ func (lu *LU) clearTasks(by *Nexus, asc ASC) {
 	lu.mu.Unlock()
 }
 
-// Reset performs a logical unit reset.
-func (lu *LU) Reset() {
-	lu.tasks.abort(func(*Command) bool { return true })
+// reset performs a logical unit reset for the tasks that arrived up to m.
+func (lu *LU) reset(m Mark) {
+	lu.tasks.abort(m.covers)
 	lu.tasks.waitAborted()
 	lu.mode.resetToSaved()
 	lu.applyMode()

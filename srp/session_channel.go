@@ -212,6 +212,9 @@ func (c *channel) onTMF(t *TskMgmt) {
 	}
 	sl.kind = slotTMF
 	sl.tmf = *t
+	// Every command received before the function has been started: the
+	// mark puts exactly those in its scope.
+	sl.mark = c.nx.sn.Mark()
 	sl.start <- struct{}{}
 }
 
@@ -284,7 +287,7 @@ func (c *channel) shutdown(reason error) {
 func (c *channel) cleanup() {
 	for _, sl := range c.slots {
 		if t, ok := sl.activeTag(); ok {
-			c.nx.sn.AbortTask(sl.cmd.LUN, t)
+			c.nx.sn.AbortTask(sl.cmd.LUN, t, c.nx.sn.Mark())
 		}
 	}
 	for _, sl := range c.slots {

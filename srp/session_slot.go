@@ -51,6 +51,7 @@ type slot struct {
 	solNt   uint8
 
 	tmf      TskMgmt
+	mark     scsi.Mark // the task management function's scope
 	rsp      IU
 	respData [RespDataLen]byte
 }
@@ -365,7 +366,7 @@ func (sl *slot) runTMF() {
 	var res scsi.TMFResult
 	switch t.Function {
 	case TMFAbortTask:
-		res = sn.AbortTask(t.LUN, t.TaskTag)
+		res = sn.AbortTask(t.LUN, t.TaskTag, sl.mark)
 		if res == scsi.TMFComplete {
 			// The task may have left the task set and still be sending
 			// its response: answer the abort after that response, so
@@ -373,17 +374,17 @@ func (sl *slot) runTMF() {
 			sl.c.nx.waitTag(t.TaskTag)
 		}
 	case TMFAbortTaskSet:
-		res = sn.AbortTaskSet(t.LUN)
+		res = sn.AbortTaskSet(t.LUN, sl.mark)
 	case TMFClearTaskSet:
-		res = sn.ClearTaskSet(t.LUN)
+		res = sn.ClearTaskSet(t.LUN, sl.mark)
 	case TMFLogicalUnitReset:
-		res = sn.LUReset(t.LUN)
+		res = sn.LUReset(t.LUN, sl.mark)
 	case TMFClearACA:
 		res = sn.ClearACA(t.LUN)
 	case TMFQueryTask:
 		// A task exists from receipt until its response is sent; the
 		// session's tag table covers all of that time.
-		res = sn.QueryTask(t.LUN, t.TaskTag)
+		res = sn.QueryTask(t.LUN, t.TaskTag, sl.mark)
 		if res == scsi.TMFComplete && sl.c.nx.hasTag(t.TaskTag) {
 			res = scsi.TMFSucceeded
 		}

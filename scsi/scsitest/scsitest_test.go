@@ -145,8 +145,8 @@ func TestAbortBeforeExecute(t *testing.T) {
 	cmd := &scsi.Command{CDB: scsitest.RW16(0x8A, 0, 0, 1), LUN: scsi.EncodeLUN(0), Tag: 5, DataOut: make([]byte, 512)}
 	n.Start(cmd)
 	done := make(chan scsi.TMFResult)
-	go func() { done <- n.AbortTask(scsi.EncodeLUN(0), 5) }()
-	for n.QueryTask(scsi.EncodeLUN(0), 5) == scsi.TMFSucceeded {
+	go func() { done <- n.AbortTask(scsi.EncodeLUN(0), 5, n.Mark()) }()
+	for n.QueryTask(scsi.EncodeLUN(0), 5, n.Mark()) == scsi.TMFSucceeded {
 		runtime.Gosched() // until the TMF has marked it
 	}
 	n.Execute(cmd)
