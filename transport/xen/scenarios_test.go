@@ -350,7 +350,7 @@ func TestEncodeLUNMatchesSCSI(t *testing.T) {
 
 // The transport knows no SCSI and uses no cgo.
 func TestDependencies(t *testing.T) {
-	for _, pkg := range []string{".", "./vscsiif", "./xenstore", "./xenbus"} {
+	for _, pkg := range []string{".", "./vscsiif", "./xenstore", "./xenbus", "./xendev"} {
 		out, err := exec.Command("go", "list", "-f", "{{join .Imports \" \"}} cgo={{len .CgoFiles}}", pkg).Output()
 		if err != nil {
 			t.Fatalf("go list %s: %v", pkg, err)
