@@ -52,7 +52,7 @@ func TestABI(t *testing.T) {
 		"gntdev_grant_copy_segment.flags": offCopyFlags, "gntdev_grant_copy_segment.status": offCopyStatus,
 		"foreign.ref": offForeignRef, "foreign.offset": offForeignOffset, "foreign.domid": offForeignDomid,
 		"sizeof.ioctl_gntdev_grant_copy": sizeofGrantCopy, "ioctl_gntdev_grant_copy.count": 0,
-		"ioctl_gntdev_grant_copy.segments": offGrantCopySegments,
+		"ioctl_gntdev_grant_copy.segments":     offGrantCopySegments,
 		"sizeof.ioctl_evtchn_bind_interdomain": sizeofBindInterdom, "ioctl_evtchn_bind_interdomain.remote_domain": 0,
 		"ioctl_evtchn_bind_interdomain.remote_port": 4,
 	}
