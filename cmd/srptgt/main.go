@@ -110,7 +110,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.AddCommand(newServeCmd(stderr), newConfigCmd(stdout, stderr), newVersionCmd(stdout), newRDMACmd(stdout),
-		newXenSimCmd(stdout, stderr), newBenchCmd(stdout, stderr))
+		newXenSimCmd(stdout, stderr), newBenchCmd(stdout, stderr), newXenCmd(stdout))
 	return root
 }
 

@@ -28,6 +28,7 @@ package main
 import (
 	"context"
 	"errors"
+	"runtime"
 	"strings"
 	"time"
 
@@ -44,6 +45,9 @@ func builtTransports() []string {
 	var t []string
 	if rdma.BuiltIn {
 		t = append(t, "rdma")
+	}
+	if runtime.GOOS == "linux" {
+		t = append(t, "xen") // transport/xen/xendev: pure Go on /dev/xen
 	}
 	return t
 }
@@ -93,7 +97,11 @@ func openTransports(cfg *config.Config, tgt *scsi.Target, log *zap.Logger, xenSi
 	}
 	if cfg.Xen != nil {
 		if xenSim == "" {
-			errs = append(errs, notBuilt(cfg, "xen"))
+			xl, err := openXenDev(cfg, tgt, log)
+			if err != nil {
+				return closeAll(ls, err)
+			}
+			ls = append(ls, xl...)
 		} else {
 			xl, err := openXenSim(xenSim, cfg, tgt, log)
 			if err != nil {
