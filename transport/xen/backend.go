@@ -538,6 +538,14 @@ func (l *Listener) step(d *device) {
 		}
 		s = l.snapshot(d)
 	}
+	if s.FrontendExists && s.Frontend == xenbus.Initialised && !s.RingOK && !d.m.Connected() && d.m.State() != xenbus.Closing && d.m.State() != xenbus.Closed {
+		if err := l.badRingNodes(d); err != nil {
+			// xenbus_dev_fatal in Linux scsiback: a frontend that
+			// says Initialised with nodes no ring can have is closed.
+			l.log.Warn("device failed", zap.String("device", d.be), zap.Error(err))
+			d.m.Fail()
+		}
+	}
 	l.apply(d, d.m.Step(s))
 	if !s.Exists && d.ring == nil {
 		if d.watched {
@@ -546,6 +554,24 @@ func (l *Listener) step(d *device) {
 		delete(l.devs, d.key)
 		l.log.Info("vscsi device removed", zap.String("device", d.be))
 	}
+}
+
+// badRingNodes explains why an Initialised frontend's ring-ref or
+// event-channel cannot be used (nil if they are merely missing).
+func (l *Listener) badRingNodes(d *device) error {
+	for _, n := range []string{"ring-ref", "event-channel"} {
+		v, err := l.st.Read(xenstore.None, d.fe+"/"+n)
+		if err != nil {
+			continue
+		}
+		if _, err := strconv.ParseUint(strings.TrimSpace(v), 10, 32); err != nil {
+			if len(v) > 32 {
+				v = v[:32] + "..."
+			}
+			return fmt.Errorf("frontend %s %q is not a number", n, v)
+		}
+	}
+	return nil
 }
 
 // apply performs a machine's actions in order.

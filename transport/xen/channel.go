@@ -407,7 +407,12 @@ func (r *ring) copy(cs []CopySeg) error {
 	}
 	for i := range cs {
 		if cs[i].Status != GrantOK {
-			return fmt.Errorf("%w: grant %d of domain %d: %v", ErrGrant, cs[i].Ref, r.dom, cs[i].Status)
+			err := fmt.Errorf("%w: grant %d of domain %d: %v", ErrGrant, cs[i].Ref, r.dom, cs[i].Status)
+			// A reference the guest did not grant to us, or granted
+			// read-only for data-in, is the frontend's fault (Xen
+			// issue 6: disconnect it with the reason).
+			r.fault(err)
+			return err
 		}
 	}
 	return nil
@@ -426,7 +431,9 @@ func (r *ring) moveMapped(buf []byte, descs []srp.MemDesc, toGuest bool) error {
 	}
 	mem, err := r.grants.Map(r.dom, refs, toGuest)
 	if err != nil {
-		return fmt.Errorf("%w: mapping %d grants: %v", ErrGrant, len(refs), err)
+		err = fmt.Errorf("%w: mapping %d grants: %v", ErrGrant, len(refs), err)
+		r.fault(err)
+		return err
 	}
 	pos := 0
 	for i, d := range descs {
