@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"math/rand"
 	"path/filepath"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,6 +22,7 @@ import (
 	"github.com/srptgt/srptgt/srp"
 	"github.com/srptgt/srptgt/srp/initiator"
 	"github.com/srptgt/srptgt/transport"
+	"github.com/srptgt/srptgt/transport/xen"
 	"github.com/srptgt/srptgt/transport/xen/frontend"
 	"github.com/srptgt/srptgt/transport/xen/srpring"
 	"github.com/srptgt/srptgt/transport/xen/xensim"
@@ -34,17 +37,21 @@ type env struct {
 	tgt  *scsi.Target
 	srv  *srp.Server
 	l    *srpring.Listener
+	vl   *xen.Listener
 	logs *observer.ObservedLogs
 	wg   sync.WaitGroup
 }
 
-var targetID = [16]byte{0xfe, 0x80, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14}
+var (
+	targetID  = [16]byte{0xfe, 0x80, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14}
+	vscsiPort = [16]byte{0xfe, 0x81, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14}
+)
 
 func newEnv(t *testing.T, guests ...string) *env {
 	t.Helper()
 	core, logs := observer.New(zap.DebugLevel)
 	log := zap.New(core)
-	sim, err := xensim.Listen(filepath.Join(t.TempDir(), "sim.sock"), xensim.Config{DefaultPages: 4096, DefaultGrants: 4096})
+	sim, err := xensim.Listen(filepath.Join(t.TempDir(), "sim.sock"), xensim.Config{DefaultPages: 16384, DefaultGrants: 8192})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,21 +86,67 @@ func newEnv(t *testing.T, guests ...string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.wg.Add(1)
-	go func() {
-		defer e.wg.Done()
-		for {
-			ch, err := e.l.Accept(context.Background())
-			if err != nil {
-				return
-			}
-			e.wg.Add(1)
-			go func() {
-				defer e.wg.Done()
-				e.srv.Serve(ch, port)
-			}()
+	// The vscsiif backend: guest i sees disk<i> at 0:0:0:0 (and disk0 at
+	// 0:0:0:1 for the first); a ring's nexus sees only those.
+	vport := e.tgt.AddPort(scsi.PortID(vscsiPort), "xen-vscsi")
+	var vguests []xen.Guest
+	for i, g := range guests {
+		lg := xen.Guest{Domain: g, LUNs: []xen.LUNSpec{{LU: fmt.Sprintf("disk%d", i%2), Addr: xen.Addr{}}}}
+		vguests = append(vguests, lg)
+	}
+	var amu sync.Mutex
+	maps := map[[16]byte][]xen.LUNMap{}
+	all := []scsi.Mapping{}
+	for _, lu := range e.tgt.LUs() {
+		all = append(all, scsi.Mapping{LUN: lu.LUN(), LU: lu})
+	}
+	byName := map[string]*scsi.LU{}
+	for _, lu := range e.tgt.LUs() {
+		byName[lu.Name()] = lu
+	}
+	e.tgt.SetAccess(func(id scsi.NexusID, p *scsi.Port) ([]scsi.Mapping, error) {
+		if p != vport {
+			return all, nil
 		}
-	}()
+		amu.Lock()
+		defer amu.Unlock()
+		var out []scsi.Mapping
+		for _, m := range maps[[16]byte(id.Initiator)] {
+			out = append(out, scsi.Mapping{LUN: m.LUN, LU: byName[m.LU]})
+		}
+		return out, nil
+	})
+	e.vl, err = xen.Listen(xen.Config{Hypervisor: hv, Logger: log.Named("xen"), TargetPortID: vscsiPort, Guests: vguests,
+		MaxSegments: 256, CloseTimeout: 2 * time.Second,
+		OnMap: func(id [16]byte, luns []xen.LUNMap) {
+			amu.Lock()
+			maps[id] = luns
+			amu.Unlock()
+			e.tgt.Remap()
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range []struct {
+		l transport.Listener
+		p *scsi.Port
+	}{{e.l, port}, {e.vl, vport}} {
+		e.wg.Add(1)
+		go func() {
+			defer e.wg.Done()
+			for {
+				ch, err := x.l.Accept(context.Background())
+				if err != nil {
+					return
+				}
+				e.wg.Add(1)
+				go func() {
+					defer e.wg.Done()
+					e.srv.Serve(ch, x.p)
+				}()
+			}
+		}()
+	}
 	t.Cleanup(e.close)
 	return e
 }
@@ -115,6 +168,7 @@ func (e *env) close() {
 	e.srv.Shutdown(ctx)
 	cancel()
 	e.l.Close()
+	e.vl.Close()
 	e.wg.Wait()
 	e.hv.Close()
 	e.sim.Close()
@@ -122,7 +176,7 @@ func (e *env) close() {
 
 func (e *env) guest(name string) *xensim.Guest {
 	e.t.Helper()
-	g, err := xensim.DialGuest(e.sim.Path(), xensim.GuestConfig{Name: name, Pages: 4096, Grants: 4096})
+	g, err := xensim.DialGuest(e.sim.Path(), xensim.GuestConfig{Name: name, Pages: 16384, Grants: 8192})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -223,4 +277,135 @@ func (e *env) waitLog(msg string) bool {
 }
 
 var _ = errors.Is
-var _ transport.Listener = (*srpring.Listener)(nil)
+
+// dialVSCSI attaches the vscsiif frontend of g.
+func (e *env) dialVSCSI(g *xensim.Guest) *frontend.VSCSI {
+	e.t.Helper()
+	f, err := frontend.DialVSCSI(ctxT(e.t), g, frontend.VSCSIConfig{})
+	if err != nil {
+		e.dump()
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { f.Close() })
+	return f
+}
+
+// disconnected waits for the log to say that domain dom's ring was
+// disconnected for a fault, and returns the reason logged.
+func (e *env) disconnected(dom uint16) (string, bool) {
+	msgs := map[string]bool{
+		"bad frontend: disconnecting it": true, "device failed": true, "attaching the ring failed": true,
+		"disconnecting a frontend that broke the SRP ring protocol": true, "refusing an SRP ring frontend": true,
+		"SRP ring detached": true, "ring channel closed": true,
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, l := range e.logs.All() {
+			if !msgs[l.Message] || !mentions(l.ContextMap(), dom) {
+				continue
+			}
+			m := l.ContextMap()
+			for _, k := range []string{"error", "reason"} {
+				if v, ok := m[k]; ok {
+					return fmt.Sprintf("%s: %v", l.Message, v), true
+				}
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return "", false
+}
+
+func mentions(m map[string]any, dom uint16) bool {
+	for _, k := range []string{"domid", "domain"} {
+		switch v := m[k].(type) {
+		case uint16:
+			if v == dom {
+				return true
+			}
+		case uint64:
+			if v == uint64(dom) {
+				return true
+			}
+		}
+	}
+	if d, ok := m["device"].(string); ok {
+		return strings.Contains(d, fmt.Sprintf("/vscsi/%d/", dom)) || strings.HasSuffix(d, fmt.Sprintf("/vscsi/%d", dom))
+	}
+	return false
+}
+
+// goodGuest runs verified I/O from another guest until the test ends and
+// reports how many write+read pairs it has verified.
+type goodGuest struct {
+	n    atomic.Int64
+	err  atomic.Pointer[error]
+	stop chan struct{}
+	done chan struct{}
+}
+
+func (e *env) startGood(name string, ring string) *goodGuest {
+	e.t.Helper()
+	g := e.guest(name)
+	var in scsitest.Initiator
+	lun := uint16(0)
+	if ring == "srp" {
+		_, ini := e.loginSRP(g, initiator.Config{Mode: initiator.Indirect, Segments: 3})
+		clearUA(e.t, ini, 0)
+		in = ini
+	} else {
+		f := e.dialVSCSI(g)
+		clearUA(e.t, f, 0)
+		in = f
+	}
+	gg := &goodGuest{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(gg.done)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		rnd := int64(len(name))
+		for {
+			select {
+			case <-gg.stop:
+				return
+			default:
+			}
+			stop := make(chan struct{})
+			time.AfterFunc(50*time.Millisecond, func() { close(stop) })
+			n, err := verifiedIO(ctx, in, lun, rnd, stop)
+			gg.n.Add(int64(n))
+			rnd++
+			if err != nil {
+				gg.err.Store(&err)
+				return
+			}
+		}
+	}()
+	e.t.Cleanup(func() {
+		select {
+		case <-gg.stop:
+		default:
+			close(gg.stop)
+		}
+		<-gg.done
+	})
+	return gg
+}
+
+// check stops the good guest after it verified more I/O since mark, or
+// fails the test.
+func (gg *goodGuest) check(t *testing.T, mark int64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for gg.n.Load() <= mark+10 && time.Now().Before(deadline) && gg.err.Load() == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+	close(gg.stop)
+	<-gg.done
+	if e := gg.err.Load(); e != nil {
+		t.Fatalf("the good guest's verified I/O failed: %v", *e)
+	}
+	if n := gg.n.Load(); n <= mark+10 {
+		t.Fatalf("the good guest's verified I/O stalled: %d pairs, %d before the attack", n, mark)
+	}
+}

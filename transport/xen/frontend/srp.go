@@ -27,19 +27,20 @@ type SRPConfig struct {
 
 // SRPConn is the frontend end of an SRP ring: an initiator.Conn.
 type SRPConn struct {
-	d      *device
-	geo    srpring.Geometry
-	frame  uint32
-	refs   []xen.GrantRef
-	ring   *srpring.Ring
-	prod   *srpring.Producer
-	cons   *srpring.Consumer
-	ev     xen.EventChannel
-	iid    [16]byte
-	tid    [16]byte
-	luns   map[string]uint16
-	rbuf   []byte
-	sendMu sync.Mutex
+	d       *device
+	geo     srpring.Geometry
+	frame   uint32
+	refs    []xen.GrantRef
+	ring    *srpring.Ring
+	ringMem []byte
+	prod    *srpring.Producer
+	cons    *srpring.Consumer
+	ev      xen.EventChannel
+	iid     [16]byte
+	tid     [16]byte
+	luns    map[string]uint16
+	rbuf    []byte
+	sendMu  sync.Mutex
 
 	rspWake, spaceWake chan struct{}
 	done               chan struct{}
@@ -137,7 +138,7 @@ func (c *SRPConn) attach(ctx context.Context, cfg SRPConfig) error {
 	if err != nil {
 		return err
 	}
-	c.frame, c.refs = f, refs
+	c.frame, c.refs, c.ringMem = f, refs, mem
 	if c.ring, err = srpring.NewRing(mem, geo); err != nil {
 		return err
 	}

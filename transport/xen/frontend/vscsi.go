@@ -456,13 +456,9 @@ func (f *VSCSI) Submit(ctx context.Context, r *Request) (*Pending, error) {
 		}
 	}
 	r.Rqid = rqid
+	// A free rqid means a free ring slot: an rqid is freed only after its
+	// response was consumed.
 	f.rmu.Lock()
-	if f.fr.Free() == 0 {
-		// cannot happen: a slot per rqid
-		f.rmu.Unlock()
-		f.release(rqid, pages)
-		return nil, errors.New("frontend: ring full")
-	}
 	if f.tamper != nil {
 		var b [vscsiif.RequestSize]byte
 		req.Encode(b[:])

@@ -356,6 +356,9 @@ func (c *Channel) teardown() {
 	c.grants.Unmap(c.region)
 	c.grants.Close()
 	close(c.torn)
+	if r := c.CloseReason(); r != nil {
+		c.log.Info("SRP ring detached", zap.NamedError("reason", r))
+	}
 	if c.onClose != nil {
 		c.onClose(c.CloseReason())
 	}

@@ -39,6 +39,11 @@ type Guest struct {
 
 	gmu      sync.Mutex
 	freeRefs []uint32
+
+	// cmu guards the mappings against Close: grant table and memory
+	// accesses through Guest methods after Close are no-ops.
+	cmu    sync.RWMutex
+	closed bool
 }
 
 // DialGuest connects to the simulator at path and creates a guest domain.
@@ -92,8 +97,13 @@ func (g *Guest) Done() <-chan struct{} { return g.r.done }
 // Close destroys the domain.
 func (g *Guest) Close() error {
 	err := g.r.close()
-	unix.Munmap(g.gt)
-	unix.Munmap(g.mem)
+	g.cmu.Lock()
+	defer g.cmu.Unlock()
+	if !g.closed {
+		g.closed = true
+		unix.Munmap(g.gt)
+		unix.Munmap(g.mem)
+	}
 	return err
 }
 
@@ -165,14 +175,25 @@ func (g *Guest) Grant(r xen.GrantRef, to xen.DomID, f uint32, readonly bool) {
 	if readonly {
 		flags |= GTFReadonly
 	}
-	storeEntry(g.gt, uint32(r), Entry{Flags: flags, Dom: to, Frame: f}.encode())
+	g.setEntry(r, Entry{Flags: flags, Dom: to, Frame: f}.encode())
+}
+
+func (g *Guest) setEntry(r xen.GrantRef, v uint64) {
+	if uint64(r) >= uint64(g.nents) {
+		return
+	}
+	g.cmu.RLock()
+	if !g.closed {
+		storeEntry(g.gt, uint32(r), v)
+	}
+	g.cmu.RUnlock()
 }
 
 // Revoke ends access to a grant (gnttab_end_foreign_access_ref).
-func (g *Guest) Revoke(r xen.GrantRef) { storeEntry(g.gt, uint32(r), 0) }
+func (g *Guest) Revoke(r xen.GrantRef) { g.setEntry(r, 0) }
 
 // SetEntry writes a raw grant table entry (hostile-guest tests).
-func (g *Guest) SetEntry(r xen.GrantRef, e Entry) { storeEntry(g.gt, uint32(r), e.encode()) }
+func (g *Guest) SetEntry(r xen.GrantRef, e Entry) { g.setEntry(r, e.encode()) }
 
 // Grants is the size of the domain's grant table.
 func (g *Guest) Grants() int { return g.nents }
