@@ -28,7 +28,7 @@ const luSize = 8 << 20
 // layer, and the vscsiif backend (Listen) wired as cmd wires it: the
 // access function shows each ring the LUNs the backend reports.
 type env struct {
-	t    *testing.T
+	t    testing.TB
 	sim  *xensim.Server
 	hv   *xensim.Hypervisor
 	tgt  *scsi.Target
@@ -42,7 +42,7 @@ type env struct {
 	cfg  xen.Config
 }
 
-func newEnv(t *testing.T, mod func(*xen.Config)) *env {
+func newEnv(t testing.TB, mod func(*xen.Config)) *env {
 	t.Helper()
 	core, logs := observer.New(zap.DebugLevel)
 	e := &env{t: t, logs: logs, log: zap.New(core), lus: map[string]*scsi.LU{}}
@@ -150,7 +150,7 @@ func (e *env) close() {
 
 func (e *env) guest(name string) *xensim.Guest {
 	e.t.Helper()
-	g, err := xensim.DialGuest(e.sim.Path(), xensim.GuestConfig{Name: name, Pages: 4096, Grants: 4096})
+	g, err := xensim.DialGuest(e.sim.Path(), xensim.GuestConfig{Name: name, Pages: 16384, Grants: 8192})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -165,7 +165,7 @@ func (e *env) store() xen.Store {
 	return st
 }
 
-func ctxT(t *testing.T, d time.Duration) context.Context {
+func ctxT(t testing.TB, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
@@ -180,7 +180,7 @@ func (e *env) front(g *xensim.Guest, vhost int) *vfront {
 	return f
 }
 
-func spec(t *testing.T, s string) xen.LUNSpec {
+func spec(t testing.TB, s string) xen.LUNSpec {
 	l, err := xen.ParseLUNSpec(s)
 	if err != nil {
 		t.Fatal(err)
