@@ -48,6 +48,7 @@ type rdmaBench struct {
 func newBenchCmd(stdout, stderr io.Writer) *cobra.Command {
 	var o benchOptions
 	var r rdmaBench
+	var x *xenSimBench
 	cmd := &cobra.Command{
 		Use:   "bench --rdma IP:PORT|--xen-sim PATH [--lun NAME|N] [--rw MODE] [--bs SIZE] [--iodepth N] [--time D] [--verify] [--json]",
 		Short: "Measure a target with fio-like I/O through the Go SRP initiator",
@@ -69,8 +70,10 @@ func newBenchCmd(stdout, stderr io.Writer) *cobra.Command {
 				switch {
 				case r.addr != "":
 					return benchRDMA(ctx, &r, o)
+				case x.path != "":
+					return benchXenSim(ctx, x, o, stderr)
 				}
-				return nil, errors.New("name the target: --rdma IP:PORT")
+				return nil, errors.New("name the target: --rdma IP:PORT or --xen-sim PATH")
 			}))
 		},
 	}
@@ -89,6 +92,7 @@ func newBenchCmd(stdout, stderr io.Writer) *cobra.Command {
 	f.DurationVar(&o.time, "time", 10*time.Second, "how long to run")
 	f.BoolVar(&o.verify, "verify", false, "write self-checking data and verify it")
 	f.BoolVar(&o.json, "json", false, "print the result as JSON")
+	x = addXenSimBenchFlags(cmd)
 	return cmd
 }
 
