@@ -244,7 +244,7 @@ func TestTMFs(t *testing.T) {
 	for name, res := range map[string]scsi.TMFResult{
 		"ABORT TASK": r.n.AbortTask(bad, 1, r.n.Mark()), "ABORT TASK SET": r.n.AbortTaskSet(bad, r.n.Mark()), "CLEAR TASK SET": r.n.ClearTaskSet(bad, r.n.Mark()),
 		"LOGICAL UNIT RESET": r.n.LUReset(bad, r.n.Mark()), "CLEAR ACA": r.n.ClearACA(bad), "QUERY TASK": r.n.QueryTask(bad, 1, r.n.Mark()),
-		"W-LUN": r.n.AbortTaskSet(0xC101 << 48, r.n.Mark()),
+		"W-LUN": r.n.AbortTaskSet(0xC101<<48, r.n.Mark()),
 	} {
 		if res != scsi.TMFIncorrectLUN {
 			t.Errorf("%s on a LUN with no LU: %v", name, res)
