@@ -300,6 +300,18 @@ func (l *Listener) startShutdown() {
 		return
 	}
 	l.closing = true
+	// Devices the toolstack part just wrote may not have reached the
+	// loop yet: take them in too, so that their frontends see them close
+	// rather than wait for a backend that is gone.
+	doms, _ := l.st.List(xenstore.None, l.root)
+	for _, dm := range doms {
+		vhosts, _ := l.st.List(xenstore.None, l.root+"/"+dm)
+		for _, v := range vhosts {
+			if k, ok := parseKey(dm, v); ok && l.devs[k] == nil {
+				l.touch(k)
+			}
+		}
+	}
 	l.log.Info("shutting down: closing every vscsi device", zap.Int("devices", len(l.devs)))
 	for _, d := range l.sortedDevs() {
 		d.m.Shutdown()

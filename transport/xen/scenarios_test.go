@@ -363,3 +363,19 @@ func TestDependencies(t *testing.T) {
 }
 
 var _ = xenbus.Closed
+
+// A backend stopped right after the toolstack part wrote a device (serve
+// failing at startup) still closes it, so the guest does not wait for a
+// backend that is gone.
+func TestShutdownClosesFreshDevices(t *testing.T) {
+	e := newEnv(t, nil)
+	e.guest("g1")
+	st := e.store()
+	if err := xen.Attach(st, xen.AttachRequest{Domain: "g1", LU: "disk0"}); err != nil {
+		t.Fatal(err)
+	}
+	e.stop()
+	if s, _ := st.Read(0, "/local/domain/0/backend/vscsi/1/0/state"); s != "6" {
+		t.Fatalf("backend state %q after shutdown, want 6 (Closed)", s)
+	}
+}
