@@ -148,16 +148,22 @@ type endpoint struct {
 	sstride int
 	sfree   chan int32
 
-	mu       sync.Mutex
-	cond     sync.Cond
-	sqUsed   int
+	mu   sync.Mutex
+	cond sync.Cond
+	// pend holds work requests waiting to be posted, in order; one
+	// goroutine at a time (flushing) posts them, up to the send queue's
+	// room, in batches, so that concurrent senders share one
+	// ibv_post_send (one system call on soft RoCE).
+	pend     []provider.SendWR
+	batch    []provider.SendWR // the flusher's
+	flushing bool
+	sqUsed   int    // posted and not known complete
 	seq      uint32 // last posted
 	doneSeq  uint32 // last known complete
-	unsig    int
-	rdUsed   int
+	unsig    int    // unsignaled posted since the last signaled
+	rdUsed   int    // RDMA READs queued or posted and not complete
 	deferred []deferredFree
 	torn     bool
-	wrs      [32]provider.SendWR
 
 	waiters []waiter
 	wfree   chan int32
@@ -339,6 +345,13 @@ func (e *endpoint) closed() bool {
 
 // close closes the endpoint once; run tears it down.
 func (e *endpoint) close(reason error) {
+	e.mu.Lock()
+	e.closeLocked(reason)
+	e.mu.Unlock()
+}
+
+// closeLocked is close with e.mu held.
+func (e *endpoint) closeLocked(reason error) {
 	e.closeOnce.Do(func() {
 		if reason == nil {
 			reason = srp.ErrClosed
@@ -347,9 +360,7 @@ func (e *endpoint) close(reason error) {
 		e.reason = reason
 		e.reasonMu.Unlock()
 		close(e.done)
-		e.mu.Lock()
 		e.cond.Broadcast()
-		e.mu.Unlock()
 		e.cq.Interrupt()
 	})
 }
@@ -360,55 +371,88 @@ func (e *endpoint) closeReason() error {
 	return e.reason
 }
 
-// post posts e.wrs[:k] (their IDs are completed with sequence numbers
-// here). The caller holds e.mu and has checked that the send queue has
-// room.
-func (e *endpoint) post(k int) error {
-	for i := 0; i < k; i++ {
-		e.seq++
-		e.wrs[i].ID |= uint64(e.seq)
-		if e.wrs[i].Flags&provider.Signaled != 0 {
-			e.unsig = 0
-		} else {
-			e.unsig++
-		}
+// flushLocked posts the pending work requests the send queue has room
+// for, unless another goroutine is already doing so (it will post these
+// too). Sequence numbers are assigned here, in posting order. It returns
+// the error of a post that failed (the endpoint is closed then). The
+// caller holds e.mu; it is released during the post.
+func (e *endpoint) flushLocked() error {
+	if e.flushing {
+		return nil
 	}
-	n, err := e.qp.PostSend(e.wrs[:k])
-	e.seq -= uint32(k - n)
-	e.sqUsed += n
-	if err != nil {
-		return fmt.Errorf("rdma: posting %v: %w", e.wrs[n].Op, err)
+	e.flushing = true
+	defer func() {
+		e.flushing = false
+		e.cond.Broadcast() // teardown waits for the post in progress
+	}()
+	for len(e.pend) > 0 && !e.torn {
+		room := e.cfg.sqDepth - e.sqUsed
+		if room <= 0 {
+			return nil // completions flush the rest
+		}
+		k := min(len(e.pend), room, 64)
+		b := e.batch[:0]
+		for _, w := range e.pend[:k] {
+			e.seq++
+			if w.Flags&provider.Signaled == 0 && e.unsig >= e.cfg.sqDepth/2 {
+				// keep unsignaled requests from filling the queue
+				w.Flags |= provider.Signaled
+			}
+			if w.Flags&provider.Signaled != 0 {
+				e.unsig = 0
+			} else {
+				e.unsig++
+			}
+			w.ID |= uint64(e.seq)
+			b = append(b, w)
+		}
+		e.batch = b
+		e.pend = e.pend[:copy(e.pend, e.pend[k:])]
+		e.sqUsed += k
+		e.mu.Unlock()
+		n, err := e.qp.PostSend(b)
+		e.mu.Lock()
+		if err != nil {
+			err = fmt.Errorf("rdma: posting %v: %w", b[min(n, k-1)].Op, err)
+			e.sqUsed -= k - n
+			e.seq -= uint32(k - n)
+			for _, w := range b[n:] {
+				e.dropLocked(w, err)
+			}
+			e.closeLocked(err)
+			return err
+		}
 	}
 	return nil
 }
 
-// waitSQ waits for room in the send queue; it reports false if the
-// endpoint closed. The caller holds e.mu.
-func (e *endpoint) waitSQ() bool {
-	for e.sqUsed >= e.cfg.sqDepth && !e.torn && !e.closed() {
-		e.cond.Wait()
+// dropLocked accounts a work request that will never complete.
+func (e *endpoint) dropLocked(w provider.SendWR, err error) {
+	switch wrKind(w.ID) {
+	case kindSend:
+		e.sfree <- int32(wrIndex(w.ID))
+	case kindRead:
+		e.rdUsed--
+		wt := &e.waiters[wrIndex(w.ID)]
+		wt.setErr(err)
+		wt.finish(1)
 	}
-	return !e.torn && !e.closed()
 }
 
-// send posts a SEND of the first n bytes of send buffer idx. The buffer
-// comes back to sfree when the SEND completes (or here on failure).
+// send queues a SEND of the first n bytes of send buffer idx, after any
+// RDMA WRITEs queued before, and posts what is pending. The buffer comes
+// back to sfree when the SEND completes.
 func (e *endpoint) send(idx int32, n int) error {
 	sge, _ := e.ar.sge(e.sbuf(idx)[:n])
 	e.mu.Lock()
-	if !e.waitSQ() {
-		e.mu.Unlock()
+	defer e.mu.Unlock()
+	if e.torn || e.closed() {
 		e.sfree <- idx
 		return srp.ErrClosed
 	}
-	e.wrs[0] = provider.SendWR{ID: wrID(kindSend, int(idx), 0), Op: provider.OpSend, Flags: provider.Signaled, Local: sge}
-	err := e.post(1)
-	e.mu.Unlock()
-	if err != nil {
-		e.sfree <- idx
-		e.close(err)
-	}
-	return err
+	e.pend = append(e.pend, provider.SendWR{ID: wrID(kindSend, int(idx), 0), Op: provider.OpSend,
+		Flags: provider.Signaled, Local: sge})
+	return e.flushLocked()
 }
 
 // getSendBuf waits for a free send buffer.
@@ -469,10 +513,10 @@ func (s *span) next() (addr uint64, key, n uint32) {
 // through an arena buffer.
 func (e *endpoint) local(b []byte) (provider.SGE, bool) { return e.ar.sge(b) }
 
-// writeData posts RDMA WRITEs of src to the descriptors. Only the last is
-// signaled (and every sqDepth/2-th, so that unsignaled requests cannot
-// fill the send queue): the queue pair executes them before anything
-// posted later, and a later Free of src waits for their completion.
+// writeData queues RDMA WRITEs of src to the descriptors. They are posted
+// with the next SEND (as LIO ib_srpt chains them before the response),
+// which the queue pair executes after them; only the last is signaled, and
+// a later Free of src waits for its completion.
 func (e *endpoint) writeData(src []byte, descs []srp.MemDesc) error {
 	if len(src) == 0 {
 		return nil
@@ -493,32 +537,22 @@ func (e *endpoint) writeData(src []byte, descs []srp.MemDesc) error {
 		defer e.free(b)
 		sge, _ = e.local(b)
 	}
-	pos := uint32(0)
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.torn || e.closed() {
+		return srp.ErrClosed
+	}
+	pos := uint32(0)
 	for sp.left > 0 {
-		if !e.waitSQ() {
-			return srp.ErrClosed
+		raddr, rkey, n := sp.next()
+		w := provider.SendWR{ID: wrID(kindWrite, 0, 0), Op: provider.OpWrite,
+			Local:      provider.SGE{Addr: sge.Addr + uint64(pos), Len: n, LKey: sge.LKey},
+			RemoteAddr: raddr, RKey: rkey}
+		if sp.left == 0 {
+			w.Flags = provider.Signaled
 		}
-		k := 0
-		for k < len(e.wrs) && sp.left > 0 && e.sqUsed+k < e.cfg.sqDepth {
-			raddr, rkey, n := sp.next()
-			w := provider.SendWR{ID: wrID(kindWrite, 0, 0), Op: provider.OpWrite,
-				Local:      provider.SGE{Addr: sge.Addr + uint64(pos), Len: n, LKey: sge.LKey},
-				RemoteAddr: raddr, RKey: rkey}
-			if sp.left == 0 || e.unsig+k >= e.cfg.sqDepth/2 {
-				w.Flags = provider.Signaled
-			}
-			e.wrs[k] = w
-			pos += n
-			k++
-		}
-		if err := e.post(k); err != nil {
-			e.mu.Unlock()
-			e.close(err)
-			e.mu.Lock()
-			return err
-		}
+		e.pend = append(e.pend, w)
+		pos += n
 	}
 	return nil
 }
@@ -567,37 +601,30 @@ func (e *endpoint) readData(dst []byte, descs []srp.MemDesc) error {
 	var perr error
 	e.mu.Lock()
 	for posted < pieces {
-		for (e.rdUsed >= e.cfg.readDepth || e.sqUsed >= e.cfg.sqDepth) && !e.torn && !e.closed() {
+		for e.rdUsed >= e.cfg.readDepth && !e.torn && !e.closed() {
 			e.cond.Wait()
 		}
 		if e.torn || e.closed() {
 			perr = srp.ErrClosed
 			break
 		}
-		k := 0
-		for k < len(e.wrs) && posted+int32(k) < pieces && e.rdUsed+k < e.cfg.readDepth && e.sqUsed+k < e.cfg.sqDepth {
+		k := min(e.cfg.readDepth-e.rdUsed, int(pieces-posted))
+		for i := 0; i < k; i++ {
 			raddr, rkey, n := sp.next()
-			e.wrs[k] = provider.SendWR{ID: wrID(kindRead, int(wi), 0), Op: provider.OpRead, Flags: provider.Signaled,
-				Local:      provider.SGE{Addr: sge.Addr + uint64(pos), Len: n, LKey: sge.LKey},
-				RemoteAddr: raddr, RKey: rkey}
+			e.pend = append(e.pend, provider.SendWR{ID: wrID(kindRead, int(wi), 0), Op: provider.OpRead,
+				Flags: provider.Signaled, Local: provider.SGE{Addr: sge.Addr + uint64(pos), Len: n, LKey: sge.LKey},
+				RemoteAddr: raddr, RKey: rkey})
 			pos += n
-			k++
 		}
-		before := e.sqUsed
-		perr = e.post(k)
-		n := e.sqUsed - before
-		e.rdUsed += n
-		posted += int32(n)
-		if perr != nil {
-			break
+		e.rdUsed += k
+		posted += int32(k)
+		if perr = e.flushLocked(); perr != nil {
+			break // the queued reads were dropped and finished
 		}
 	}
 	e.mu.Unlock()
 	if perr != nil {
 		w.setErr(perr)
-		if !errors.Is(perr, srp.ErrClosed) {
-			e.close(perr)
-		}
 		if left := pieces - posted; left > 0 {
 			w.finish(left)
 		}
@@ -615,8 +642,10 @@ func (e *endpoint) readData(dst []byte, descs []srp.MemDesc) error {
 // read it have completed.
 func (e *endpoint) free(b []byte) {
 	e.mu.Lock()
-	if !e.torn && e.doneSeq != e.seq {
-		e.deferred = append(e.deferred, deferredFree{b: b, seq: e.seq})
+	// the last queued work request gets this sequence number
+	last := e.seq + uint32(len(e.pend))
+	if !e.torn && e.doneSeq != last {
+		e.deferred = append(e.deferred, deferredFree{b: b, seq: last})
 		e.mu.Unlock()
 		return
 	}
@@ -676,18 +705,31 @@ func (e *endpoint) handle(wcs []provider.WC) {
 			failed = &WCError{Op: kindName(kind), Status: wc.Status}
 		}
 	}
-	e.cond.Broadcast()
-	e.mu.Unlock()
 	if failed != nil {
 		e.log.Warn("work request failed; closing the channel", zap.Error(failed))
-		e.close(failed)
+		e.closeLocked(failed)
+	} else if len(e.pend) > 0 {
+		e.flushLocked()
 	}
+	e.cond.Broadcast()
+	e.mu.Unlock()
 }
+
+// spinYields is how many times an idle poller yields to the other
+// goroutines (the session's, about to post responses) and polls again
+// before it arms the completion channel and sleeps: under load the next
+// completion is usually that close, and arming, waking and reading the
+// event cost system calls.
+const spinYields = 4
 
 // pollOnce handles what the completion queue holds, or waits (until
 // deadline; zero: until woken) for a notification.
 func (e *endpoint) pollOnce(wcs []provider.WC, deadline time.Time) {
 	n, err := e.cq.Poll(wcs)
+	for i := 0; err == nil && n == 0 && i < spinYields; i++ {
+		runtime.Gosched()
+		n, err = e.cq.Poll(wcs)
+	}
 	if err == nil && n == 0 && !e.cfg.polling {
 		if err = e.cq.Arm(); err == nil {
 			n, err = e.cq.Poll(wcs)
@@ -703,10 +745,6 @@ func (e *endpoint) pollOnce(wcs []provider.WC, deadline time.Time) {
 		return
 	}
 	if e.cfg.polling {
-		if !deadline.IsZero() && time.Now().After(deadline) {
-			return
-		}
-		runtime.Gosched()
 		return
 	}
 	if err := e.cq.Wait(deadline); err != nil && !errors.Is(err, provider.ErrTimeout) {
@@ -718,7 +756,7 @@ func (e *endpoint) pollOnce(wcs []provider.WC, deadline time.Time) {
 func (e *endpoint) sqIdle() bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.doneSeq == e.seq
+	return e.doneSeq == e.seq && len(e.pend) == 0
 }
 
 // Teardown timeouts: how long posted sends may take to go out after
@@ -743,6 +781,9 @@ func (e *endpoint) run() {
 	// Let what was posted before Close (an SRP_T_LOGOUT, the last
 	// responses) go out, unless the peer is gone.
 	if !errors.Is(e.closeReason(), ErrDisconnected) {
+		e.mu.Lock()
+		e.flushLocked()
+		e.mu.Unlock()
 		until := time.Now().Add(drainSends)
 		for !e.sqIdle() && time.Now().Before(until) {
 			e.pollOnce(wcs, time.Now().Add(20*time.Millisecond))
@@ -755,7 +796,14 @@ func (e *endpoint) run() {
 	}
 	e.rqMu.Lock()
 	e.mu.Lock()
+	for e.flushing {
+		e.cond.Wait()
+	}
 	e.torn = true
+	for _, w := range e.pend {
+		e.dropLocked(w, srp.ErrClosed)
+	}
+	e.pend = nil
 	e.cond.Broadcast()
 	e.mu.Unlock()
 	e.rqMu.Unlock()

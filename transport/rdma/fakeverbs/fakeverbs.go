@@ -903,7 +903,7 @@ func (f *Fabric) step() bool {
 		if w.Op == provider.OpSend && q.peer != nil && q.peer.state == qpRTS && len(q.peer.rq) == 0 {
 			continue // receiver not ready: RNR, retried forever
 		}
-		q.sq = q.sq[1:]
+		q.sq = q.sq[:copy(q.sq, q.sq[1:])]
 		progress = true
 		st := provider.WCSuccess
 		if f.Fault != nil {
@@ -958,7 +958,7 @@ func (f *Fabric) execute(q *qp, w provider.SendWR) provider.WCStatus {
 	case provider.OpSend:
 		f.stats.Sends++
 		r := p.rq[0]
-		p.rq = p.rq[1:]
+		p.rq = p.rq[:copy(p.rq, p.rq[1:])]
 		dst := f.span(p.pd, r.Local.LKey, r.Local.Addr, r.Local.Len, provider.AccessLocalWrite)
 		if dst == nil || len(local) > len(dst) {
 			st := provider.WCLocLenErr
