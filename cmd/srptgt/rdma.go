@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sync"
 
 	"github.com/spf13/cobra"
@@ -23,7 +24,7 @@ func openRDMA(cfg *config.Config, tgt *scsi.Target, log *zap.Logger) ([]boundLis
 	if !rdma.BuiltIn {
 		return nil, notBuilt(cfg, "rdma") // built with CGO_ENABLED=0
 	}
-	tr, err := rdma.New(rdma.Config{Logger: log.Named("rdma")})
+	tr, err := rdma.New(rdma.Config{Logger: log.Named("rdma"), Polling: os.Getenv("SRPTGT_RDMA_POLLING") == "1"})
 	if err != nil {
 		return nil, cfg.Errorf("rdma", "%v", err)
 	}
