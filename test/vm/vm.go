@@ -355,7 +355,7 @@ func Run(ctx context.Context, c Config, profile, target string, suites []string,
 		args = []string{"-machine", "pc", "-accel", "tcg", "-cpu", "qemu64", "-smp", "2", "-m", "2048",
 			"-display", "none", "-monitor", "none", "-serial", "stdio", "-no-reboot", "-nic", "none",
 			"-kernel", filepath.Join(img, "xen.elf"),
-			"-append", "console=com1 com1=115200,8n1 dom0_mem=1024M,max:1024M dom0_max_vcpus=2 loglvl=warning guest_loglvl=warning noreboot",
+			"-append", "console=com1 com1=115200,8n1 dom0_mem=1024M,max:1024M dom0_max_vcpus=1 dom0_vcpus_pin loglvl=warning guest_loglvl=warning noreboot",
 			"-initrd", filepath.Join(img, "vmlinuz") + " console=hvc0 quiet loglevel=4 panic=-1 rdinit=/init," + initrd}
 	default:
 		return nil, fmt.Errorf("unknown profile %q", profile)

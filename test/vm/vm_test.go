@@ -63,6 +63,9 @@ func TestVM(t *testing.T) {
 					if rr == nil {
 						return
 					}
+					if rr.NotAvailable != "" {
+						t.Logf("%s: %s", NotAvailable, rr.NotAvailable)
+					}
 					if rr.NotAvailable == "" && !strings.HasPrefix(rr.Setup, "OK") {
 						t.Errorf("%s set-up failed: %s\n%s", target, rr.Setup, rr.SetupLog)
 					}
@@ -94,7 +97,7 @@ func report(t *testing.T, rr *RunResult) {
 				t.Run(r.Name, func(t *testing.T) {
 					switch r.Status {
 					case NA:
-						t.Skipf("%s: %s", NotAvailable, rr.NotAvailable)
+						t.Skip(NotAvailable)
 					case Pass:
 						t.Logf("PASS %s (%v)", r.Detail, r.Elapsed)
 					default:

@@ -84,6 +84,7 @@ run_test() {
   trap - USR1
   if [ -n "$hung" ]; then
     rc=124; echo "TIMEOUT after ${lim}s" >>"$out"; detail "timeout after ${lim}s"
+    dmesg | tail -20 >>"$out"
   fi
   el=$(( $(date +%s) - start ))
   d=$(head -c 300 /tmp/detail | tr '\n' ' ')

@@ -8,6 +8,9 @@ target_start() {
   srptgt version
   srptgt serve --config /etc/srptgt.yaml >/tmp/srptgt.log 2>&1 &
   echo $! >/tmp/srptgt.pid
+  # relay the daemon's log to the console as it is written (the Go driver
+  # keeps the console log), so a hang or a crash can be diagnosed
+  tail -f /tmp/srptgt.log 2>/dev/null | sed 's/^/srptgt-daemon: /' >/dev/console 2>&1 &
   # wait (bounded) for srptgt to create the guest's vscsi nodes
   i=0
   while [ $i -lt 100 ]; do
@@ -16,9 +19,11 @@ target_start() {
     sleep 0.2; i=$((i+1))
   done
   cat /tmp/srptgt.log
+  sleep 1
+  kill -0 "$(cat /tmp/srptgt.pid)" || { echo "srptgt exited"; return 1; }
   xenstore-exists /local/domain/$DOMID/device/vscsi/0/backend || { echo "srptgt did not create the vscsi nodes"; return 1; }
 }
 target_stop() {
   [ -f /tmp/srptgt.pid ] && kill "$(cat /tmp/srptgt.pid)" 2>/dev/null
-  echo "SRPTGT-LOG-BEGIN setup/srptgt-daemon"; sed 's/^/| /' /tmp/srptgt.log; echo "SRPTGT-LOG-END setup/srptgt-daemon"
+  sleep 1
 }

@@ -38,7 +38,8 @@ kernel="/domu/vmlinuz"
 ramdisk="/tmp/domu.img"
 extra="console=hvc0 quiet loglevel=4 panic=-1"
 memory=512
-vcpus=2
+vcpus=1
+cpus="1"
 on_crash="preserve"
 CFG
   xl create -p /tmp/$GUEST.cfg || return 1
