@@ -55,6 +55,8 @@ type LU struct {
 	mode     modeState
 
 	tasks taskSet
+	// pr is the persistent reservation state (pr_lu.go).
+	pr prState
 
 	mu   sync.Mutex
 	itls map[*itl]struct{}
@@ -122,6 +124,7 @@ func newLU(name string, lun uint16, dev device, store backstore.Store, readOnly 
 	lu := &LU{name: name, lun: lun, dev: dev, store: store, readOnly: readOnly, inq: id, itls: make(map[*itl]struct{})}
 	lu.tasks.init()
 	registerSPC(&lu.ops, lu)
+	registerPR(&lu.ops, lu)
 	dev.register(&lu.ops)
 	lu.mode.init(append(spcModePages(), dev.modePages()...))
 	lu.applyMode()
@@ -168,7 +171,7 @@ func (lu *LU) Close() error {
 // execute runs the SPC checks common to every command, then the command.
 // The checks follow the order of SAM-5 5.13/SPC-4 5.14: unit attention
 // first (except for the commands that may not report one), then the CDB,
-// then readiness and write protection.
+// then reservation conflicts, then readiness and write protection.
 func (lu *LU) execute(c *Command) error {
 	cdb := c.CDB
 	if len(cdb) == 0 {
@@ -186,6 +189,13 @@ func (lu *LU) execute(c *Command) error {
 	c.op = op
 	if err := op.checkCDB(cdb); err != nil {
 		return err
+	}
+	// Reservations (SPC-4 5.12.1): one atomic load while the LU has no
+	// registration and no reservation.
+	if v := lu.pr.view.Load(); v != nil {
+		if err := v.check(c, op); err != nil {
+			return err
+		}
 	}
 	if op.flags&opMedium != 0 {
 		if err := lu.checkReady(); err != nil {
@@ -228,6 +238,13 @@ type StatusError Status
 func (s StatusError) Error() string { return fmt.Sprintf("scsi: status %#02x", uint8(s)) }
 
 func setCheckCondition(c *Command, err error, dsense bool) {
+	// RESERVATION CONFLICT comes here on the command path: a plain type
+	// assertion first, since errors.As makes its target escape.
+	if st, ok := err.(StatusError); ok {
+		c.Status = Status(st)
+		c.SenseLen = 0
+		return
+	}
 	var st StatusError
 	if errors.As(err, &st) {
 		c.Status = Status(st)

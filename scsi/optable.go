@@ -15,6 +15,10 @@ const (
 	// opWrite commands modify the medium: they fail on a write-protected
 	// LU.
 	opWrite
+	// opSPC2OK commands run while another I_T nexus holds an SPC-2
+	// reservation (INQUIRY, REPORT LUNS, REQUEST SENSE, READ CAPACITY;
+	// SPC-2 5.5.1 and table B.1).
+	opSPC2OK
 )
 
 // opInfo describes one command (one operation code, or one service action
@@ -29,7 +33,10 @@ type opInfo struct {
 	hasSA bool
 	usage []byte
 	flags opFlag
-	fn    func(*Command) error
+	// pr is how the command fares in the presence of reservations
+	// (pr_lu.go); the zero value conflicts like a write.
+	pr prClass
+	fn func(*Command) error
 }
 
 // opTable maps operation codes (and service actions) to commands. Each

@@ -60,6 +60,18 @@ type DiskConfig struct {
 	SaveModePages func(pages [][]byte) error
 	// SavedModePages are the pages SaveModePages wrote last time.
 	SavedModePages [][]byte
+	// SavePR makes the persistent reservation state durable while APTPL
+	// is in force (SPC-4 5.12.5): it must replace what it saved before
+	// atomically and durably, and return nil only once the new state
+	// survives a crash. It is called with the LU's reservation lock held,
+	// before the new state takes effect; if it fails the PERSISTENT
+	// RESERVE OUT command fails and the state stays as it was. Nil: APTPL
+	// is not supported (REPORT CAPABILITIES PTPL_C=0, APTPL=1 refused).
+	SavePR func(state []byte) error
+	// SavedPR is the state SavePR wrote last (nil: none). NewDisk fails
+	// if it is not a valid state (ParsePRState): a damaged file must not
+	// silently drop a reservation that fences another initiator.
+	SavedPR []byte
 }
 
 // disk is the SBC-3 device type.
@@ -156,6 +168,12 @@ func NewDisk(cfg DiskConfig) (*LU, error) {
 		lu.mode.restore(cfg.SavedModePages)
 		lu.applyMode()
 	}
+	lu.pr.save = cfg.SavePR
+	if cfg.SavedPR != nil {
+		if err := lu.restorePR(cfg.SavedPR); err != nil {
+			return nil, fmt.Errorf("scsi: disk %q: saved persistent reservations: %w", cfg.Name, err)
+		}
+	}
 	return lu, nil
 }
 
@@ -188,35 +206,41 @@ func (d *disk) applyMode(m *modeState) {
 	}
 }
 
+// register adds the SBC-3 commands. Their pr field is their row of SBC-3
+// table 13 (commands allowed in the presence of reservations): the reads,
+// VERIFY and GET LBA STATUS are read-class, READ CAPACITY is always
+// allowed, START STOP UNIT depends on START and POWER CONDITION, and
+// everything that writes, and SYNCHRONIZE CACHE, conflicts like a write
+// (the zero value).
 func (d *disk) register(t *opTable) {
 	rw := opMedium
 	wr := opMedium | opWrite
 	t.add(&opInfo{name: "FORMAT UNIT", code: opFormatUnit, usage: cdb(0x3F, 0, 0, 0, 0), flags: wr, fn: d.formatUnit})
-	t.add(&opInfo{name: "READ(6)", code: opRead6, usage: cdb(0x1F, 0xFF, 0xFF, 0xFF, 0), flags: rw, fn: d.read})
+	t.add(&opInfo{name: "READ(6)", code: opRead6, usage: cdb(0x1F, 0xFF, 0xFF, 0xFF, 0), flags: rw, pr: prcRead, fn: d.read})
 	t.add(&opInfo{name: "WRITE(6)", code: opWrite6, usage: cdb(0x1F, 0xFF, 0xFF, 0xFF, 0), flags: wr, fn: d.write})
-	t.add(&opInfo{name: "START STOP UNIT", code: opStartStop, usage: cdb(0x01, 0, 0x0F, 0xF7, 0), fn: d.startStop})
-	t.add(&opInfo{name: "READ CAPACITY(10)", code: opReadCapacity10, usage: cdb(0, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0x01, 0), flags: opMedium, fn: d.readCapacity10})
-	t.add(&opInfo{name: "READ(10)", code: opRead10, usage: cdb(0x18, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0xFF, 0xFF, 0), flags: rw, fn: d.read})
+	t.add(&opInfo{name: "START STOP UNIT", code: opStartStop, usage: cdb(0x01, 0, 0x0F, 0xF7, 0), pr: prcStartStop, fn: d.startStop})
+	t.add(&opInfo{name: "READ CAPACITY(10)", code: opReadCapacity10, usage: cdb(0, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0x01, 0), flags: opMedium | opSPC2OK, pr: prcAllowed, fn: d.readCapacity10})
+	t.add(&opInfo{name: "READ(10)", code: opRead10, usage: cdb(0x18, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0xFF, 0xFF, 0), flags: rw, pr: prcRead, fn: d.read})
 	t.add(&opInfo{name: "WRITE(10)", code: opWrite10, usage: cdb(0x18, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0xFF, 0xFF, 0), flags: wr, fn: d.write})
 	t.add(&opInfo{name: "WRITE AND VERIFY(10)", code: opWriteVerify10, usage: cdb(0x16, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0xFF, 0xFF, 0), flags: wr, fn: d.writeVerify})
-	t.add(&opInfo{name: "VERIFY(10)", code: opVerify10, usage: cdb(0x16, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0xFF, 0xFF, 0), flags: rw, fn: d.verify})
+	t.add(&opInfo{name: "VERIFY(10)", code: opVerify10, usage: cdb(0x16, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0xFF, 0xFF, 0), flags: rw, pr: prcRead, fn: d.verify})
 	t.add(&opInfo{name: "SYNCHRONIZE CACHE(10)", code: opSyncCache10, usage: cdb(0x06, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0xFF, 0xFF, 0), flags: opMedium, fn: d.syncCache})
 	t.add(&opInfo{name: "WRITE SAME(10)", code: opWriteSame10, usage: cdb(0x08, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0xFF, 0xFF, 0), flags: wr, fn: d.writeSame})
-	t.add(&opInfo{name: "READ(16)", code: opRead16, usage: cdb(0x18, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0), flags: rw, fn: d.read})
+	t.add(&opInfo{name: "READ(16)", code: opRead16, usage: cdb(0x18, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0), flags: rw, pr: prcRead, fn: d.read})
 	t.add(&opInfo{name: "COMPARE AND WRITE", code: opCompareAndWrite, usage: cdb(0x18, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0xFF, 0, 0), flags: wr, fn: d.compareAndWrite})
 	t.add(&opInfo{name: "WRITE(16)", code: opWrite16, usage: cdb(0x18, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0), flags: wr, fn: d.write})
 	t.add(&opInfo{name: "WRITE AND VERIFY(16)", code: opWriteVerify16, usage: cdb(0x16, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0), flags: wr, fn: d.writeVerify})
-	t.add(&opInfo{name: "VERIFY(16)", code: opVerify16, usage: cdb(0x16, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0), flags: rw, fn: d.verify})
+	t.add(&opInfo{name: "VERIFY(16)", code: opVerify16, usage: cdb(0x16, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0), flags: rw, pr: prcRead, fn: d.verify})
 	t.add(&opInfo{name: "SYNCHRONIZE CACHE(16)", code: opSyncCache16, usage: cdb(0x06, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0), flags: opMedium, fn: d.syncCache})
 	t.add(&opInfo{name: "WRITE SAME(16)", code: opWriteSame16, usage: cdb(0x09, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0), flags: wr, fn: d.writeSame})
 	t.add(&opInfo{name: "READ CAPACITY(16)", code: opServiceActionIn, sa: saReadCapacity16, hasSA: true,
-		usage: cdb(0x1F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01, 0), flags: opMedium, fn: d.readCapacity16})
-	t.add(&opInfo{name: "READ(12)", code: opRead12, usage: cdb(0x18, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0), flags: rw, fn: d.read})
+		usage: cdb(0x1F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01, 0), flags: opMedium | opSPC2OK, pr: prcAllowed, fn: d.readCapacity16})
+	t.add(&opInfo{name: "READ(12)", code: opRead12, usage: cdb(0x18, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0), flags: rw, pr: prcRead, fn: d.read})
 	t.add(&opInfo{name: "WRITE(12)", code: opWrite12, usage: cdb(0x18, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0), flags: wr, fn: d.write})
 	if d.caps.Unmap {
 		t.add(&opInfo{name: "UNMAP", code: opUnmap, usage: cdb(0, 0, 0, 0, 0, 0, 0xFF, 0xFF, 0), flags: wr, fn: d.unmap})
 		t.add(&opInfo{name: "GET LBA STATUS", code: opServiceActionIn, sa: saGetLBAStatus, hasSA: true,
-			usage: cdb(0x1F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0), flags: opMedium, fn: d.getLBAStatus})
+			usage: cdb(0x1F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0), flags: opMedium, pr: prcRead, fn: d.getLBAStatus})
 	}
 }
 

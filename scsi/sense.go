@@ -79,7 +79,9 @@ const (
 	ASCDiagnosticFailure         ASC = 0x4000
 	ASCInsufficientResources     ASC = 0x5503
 	ASCSystemResourceFailure     ASC = 0x5500
-	ASCIllegalReqUnsupportedDesc ASC = 0x2604
+	ASCIllegalReqUnsupportedDesc ASC = 0x2604 // Deprecated: 26h/04h is ASCInvalidRelease
+	ASCInvalidRelease            ASC = 0x2604 // INVALID RELEASE OF PERSISTENT RESERVATION
+	ASCInsufficientRegRes        ASC = 0x5504 // INSUFFICIENT REGISTRATION RESOURCES
 )
 
 // Sense flags carried in byte 2 of fixed sense data (SPC-4 4.5.3), used by

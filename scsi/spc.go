@@ -27,24 +27,27 @@ const (
 	peripheralWellKnw = 0x1E
 )
 
-// registerSPC adds the SPC-4 commands every logical unit supports.
+// registerSPC adds the SPC-4 commands every logical unit supports. Their
+// pr field is their row of SPC-4 table 63 (commands allowed in the
+// presence of reservations); MODE SELECT and SEND DIAGNOSTIC conflict like
+// writes (the zero value).
 func registerSPC(t *opTable, lu *LU) {
-	t.add(&opInfo{name: "TEST UNIT READY", code: opTestUnitReady, usage: cdb(0, 0, 0, 0, 0), flags: opMedium,
+	t.add(&opInfo{name: "TEST UNIT READY", code: opTestUnitReady, usage: cdb(0, 0, 0, 0, 0), flags: opMedium, pr: prcAllowed,
 		fn: func(*Command) error { return nil }})
-	t.add(&opInfo{name: "REQUEST SENSE", code: opRequestSense, usage: cdb(0x01, 0, 0, 0xFF, 0), flags: opUAExempt, fn: lu.requestSense})
-	t.add(&opInfo{name: "INQUIRY", code: opInquiry, usage: cdb(0x01, 0xFF, 0xFF, 0xFF, 0), flags: opUAExempt, fn: lu.inquiry})
+	t.add(&opInfo{name: "REQUEST SENSE", code: opRequestSense, usage: cdb(0x01, 0, 0, 0xFF, 0), flags: opUAExempt | opSPC2OK, pr: prcAllowed, fn: lu.requestSense})
+	t.add(&opInfo{name: "INQUIRY", code: opInquiry, usage: cdb(0x01, 0xFF, 0xFF, 0xFF, 0), flags: opUAExempt | opSPC2OK, pr: prcAllowed, fn: lu.inquiry})
 	t.add(&opInfo{name: "MODE SELECT(6)", code: opModeSelect6, usage: cdb(0x11, 0, 0, 0xFF, 0), fn: lu.modeSelect})
-	t.add(&opInfo{name: "MODE SENSE(6)", code: opModeSense6, usage: cdb(0x08, 0xFF, 0xFF, 0xFF, 0), fn: lu.modeSense})
+	t.add(&opInfo{name: "MODE SENSE(6)", code: opModeSense6, usage: cdb(0x08, 0xFF, 0xFF, 0xFF, 0), pr: prcRead, fn: lu.modeSense})
 	t.add(&opInfo{name: "SEND DIAGNOSTIC", code: opSendDiagnostic, usage: cdb(0xF7, 0, 0xFF, 0xFF, 0), fn: lu.sendDiagnostic})
-	t.add(&opInfo{name: "PREVENT ALLOW MEDIUM REMOVAL", code: opPreventAllow, usage: cdb(0, 0, 0, 0x03, 0), fn: lu.preventAllow})
+	t.add(&opInfo{name: "PREVENT ALLOW MEDIUM REMOVAL", code: opPreventAllow, usage: cdb(0, 0, 0, 0x03, 0), pr: prcPrevent, fn: lu.preventAllow})
 	t.add(&opInfo{name: "MODE SELECT(10)", code: opModeSelect10, usage: cdb(0x11, 0, 0, 0, 0, 0, 0xFF, 0xFF, 0), fn: lu.modeSelect})
-	t.add(&opInfo{name: "MODE SENSE(10)", code: opModeSense10, usage: cdb(0x18, 0xFF, 0xFF, 0, 0, 0, 0xFF, 0xFF, 0), fn: lu.modeSense})
-	t.add(&opInfo{name: "REPORT LUNS", code: opReportLUNs, usage: cdb(0, 0xFF, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0), flags: opUAExempt,
+	t.add(&opInfo{name: "MODE SENSE(10)", code: opModeSense10, usage: cdb(0x18, 0xFF, 0xFF, 0, 0, 0, 0xFF, 0xFF, 0), pr: prcRead, fn: lu.modeSense})
+	t.add(&opInfo{name: "REPORT LUNS", code: opReportLUNs, usage: cdb(0, 0xFF, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0), flags: opUAExempt | opSPC2OK, pr: prcAllowed,
 		fn: func(c *Command) error { return c.nexus.reportLUNs(c) }})
 	t.add(&opInfo{name: "REPORT SUPPORTED OPERATION CODES", code: opMaintenanceIn, sa: saReportOpcodes, hasSA: true,
-		usage: cdb(0x1F, 0x87, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0), fn: lu.reportOpcodes})
+		usage: cdb(0x1F, 0x87, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0), pr: prcRead, fn: lu.reportOpcodes})
 	t.add(&opInfo{name: "REPORT SUPPORTED TASK MANAGEMENT FUNCTIONS", code: opMaintenanceIn, sa: saReportTMFs, hasSA: true,
-		usage: cdb(0x1F, 0x80, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0), fn: reportTMFs})
+		usage: cdb(0x1F, 0x80, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0), pr: prcRead, fn: reportTMFs})
 }
 
 // INQUIRY (SPC-4 6.6).

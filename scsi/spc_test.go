@@ -582,10 +582,14 @@ var supportedOps = []struct {
 	cdbLen uint16
 }{
 	{0x00, 0, false, 6}, {0x03, 0, false, 6}, {0x04, 0, false, 6}, {0x08, 0, false, 6}, {0x0A, 0, false, 6},
-	{0x12, 0, false, 6}, {0x15, 0, false, 6}, {0x1A, 0, false, 6}, {0x1B, 0, false, 6}, {0x1D, 0, false, 6},
+	{0x12, 0, false, 6}, {0x15, 0, false, 6}, {0x16, 0, false, 6}, {0x17, 0, false, 6}, {0x1A, 0, false, 6}, {0x1B, 0, false, 6}, {0x1D, 0, false, 6},
 	{0x1E, 0, false, 6}, {0x25, 0, false, 10}, {0x28, 0, false, 10}, {0x2A, 0, false, 10}, {0x2E, 0, false, 10},
 	{0x2F, 0, false, 10}, {0x35, 0, false, 10}, {0x41, 0, false, 10}, {0x42, 0, false, 10}, {0x55, 0, false, 10},
-	{0x5A, 0, false, 10}, {0x88, 0, false, 16}, {0x89, 0, false, 16}, {0x8A, 0, false, 16}, {0x8E, 0, false, 16},
+	{0x56, 0, false, 10}, {0x57, 0, false, 10}, {0x5A, 0, false, 10},
+	// PERSISTENT RESERVE IN (4 service actions) and OUT (8).
+	{0x5E, 0, true, 10}, {0x5E, 1, true, 10}, {0x5E, 2, true, 10}, {0x5E, 3, true, 10},
+	{0x5F, 0, true, 10}, {0x5F, 1, true, 10}, {0x5F, 2, true, 10}, {0x5F, 3, true, 10},
+	{0x5F, 4, true, 10}, {0x5F, 5, true, 10}, {0x5F, 6, true, 10}, {0x5F, 7, true, 10}, {0x88, 0, false, 16}, {0x89, 0, false, 16}, {0x8A, 0, false, 16}, {0x8E, 0, false, 16},
 	{0x8F, 0, false, 16}, {0x91, 0, false, 16}, {0x93, 0, false, 16}, {0x9E, 0x10, true, 16}, {0x9E, 0x12, true, 16},
 	{0xA0, 0, false, 12}, {0xA3, 0x0C, true, 12}, {0xA3, 0x0D, true, 12}, {0xA8, 0, false, 12}, {0xAA, 0, false, 12},
 }

@@ -225,8 +225,18 @@ func (t *Target) Detach(n *Nexus) {
 		x.lu.tasks.abort(func(c *Command) bool { return c.nexus == n })
 		x.lu.tasks.waitAborted()
 		x.lu.detach(x)
+		// SPC-2 reservations end with their I_T nexus; persistent
+		// reservations and registrations stay (SPC-4 5.12.1).
+		x.lu.dropSPC2(&n.id)
 	}
 	n.setMappings(nil)
+}
+
+// portList returns the target ports.
+func (t *Target) portList() []*Port {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return append([]*Port(nil), t.ports...)
 }
 
 // Nexuses returns the logged-in nexuses.

@@ -88,7 +88,8 @@ func (n *Nexus) ClearTaskSet(lun uint64, m Mark) TMFResult {
 }
 
 // LUReset performs a logical unit reset (SAM-5 7.7): every task is aborted,
-// mode parameters return to their saved values, SPC-2 style state clears,
+// mode parameters return to their saved values, SPC-2 style state clears
+// (the SPC-2 reservation included; persistent reservations stay),
 // and every nexus, this one included, gets BUS DEVICE RESET FUNCTION
 // OCCURRED.
 func (n *Nexus) LUReset(lun uint64, m Mark) TMFResult {
@@ -152,6 +153,7 @@ func (lu *LU) reset(m Mark) {
 	lu.mode.resetToSaved()
 	lu.applyMode()
 	lu.prevent.Store(false)
+	lu.dropSPC2(nil) // SPC-2 reservations end; persistent ones stay
 	lu.dev.reset()
 	lu.ua(ASCBusDeviceReset, nil)
 }
