@@ -186,28 +186,8 @@ func (g *grants) Copy(segs []xen.CopySeg) error {
 	}
 	raw := (*bp)[:need]
 	clear(raw)
-	for i := range segs {
-		s := &segs[i]
-		if int(s.Offset)+len(s.Local) > xen.PageSize {
-			return fmt.Errorf("xendev: grant copy segment offset %d length %d crosses a page", s.Offset, len(s.Local))
-		}
-		b := raw[i*sizeofCopySegment:]
-		local, foreign := b[0:8], b[offCopyDest:offCopyDest+8]
-		flags := uint16(gntcopySourceGref)
-		if s.ToGuest {
-			local, foreign = foreign, local
-			flags = gntcopyDestGref
-		}
-		var p uintptr
-		if len(s.Local) > 0 {
-			p = uintptr(unsafe.Pointer(&s.Local[0]))
-		}
-		le.PutUint64(local, uint64(p))
-		le.PutUint32(foreign[offForeignRef:], uint32(s.Ref))
-		le.PutUint16(foreign[offForeignOffset:], s.Offset)
-		le.PutUint16(foreign[offForeignDomid:], uint16(s.Dom))
-		le.PutUint16(b[offCopyLen:], uint16(len(s.Local)))
-		le.PutUint16(b[offCopyFlags:], flags)
+	if err := encodeCopy(raw, segs); err != nil {
+		return err
 	}
 	var arg [sizeofGrantCopy]byte
 	le.PutUint32(arg[0:], uint32(len(segs)))
@@ -317,4 +297,35 @@ func (e *evtchn) Close() error {
 	le.PutUint32(arg[:], e.port)
 	ioctl(e.f, ioctlEvtchnUnbind, unsafe.Pointer(&arg[0]))
 	return e.f.Close()
+}
+
+// encodeCopy lays segs out as struct gntdev_grant_copy_segment entries:
+// the guest's side as a foreign {ref, offset, domid} with its GNTCOPY_*
+// flag, ours as a virtual address. Data-in (ToGuest): source = local,
+// dest = foreign (GNTCOPY_dest_gref); data-out: source = foreign
+// (GNTCOPY_source_gref), dest = local.
+func encodeCopy(raw []byte, segs []xen.CopySeg) error {
+	for i := range segs {
+		s := &segs[i]
+		if int(s.Offset)+len(s.Local) > xen.PageSize {
+			return fmt.Errorf("xendev: grant copy segment offset %d length %d crosses a page", s.Offset, len(s.Local))
+		}
+		b := raw[i*sizeofCopySegment:]
+		src, dst := b[0:8], b[offCopyDest:offCopyDest+8]
+		local, foreign, flags := src, dst, uint16(gntcopyDestGref)
+		if !s.ToGuest {
+			local, foreign, flags = dst, src, gntcopySourceGref
+		}
+		var p uintptr
+		if len(s.Local) > 0 {
+			p = uintptr(unsafe.Pointer(&s.Local[0]))
+		}
+		le.PutUint64(local, uint64(p))
+		le.PutUint32(foreign[offForeignRef:], uint32(s.Ref))
+		le.PutUint16(foreign[offForeignOffset:], s.Offset)
+		le.PutUint16(foreign[offForeignDomid:], uint16(s.Dom))
+		le.PutUint16(b[offCopyLen:], uint16(len(s.Local)))
+		le.PutUint16(b[offCopyFlags:], flags)
+	}
+	return nil
 }
