@@ -36,17 +36,22 @@ type xenSimGuest struct {
 	srp     *initiator.Initiator
 	conn    *frontend.SRPConn
 	vscsi   *frontend.VSCSI
+	dsrp    *frontend.SRPDirect
+	// direct: the lean SRP initiator (frontend.SRPDirect) for depth
+	// commands of at most maxBytes, instead of the Go SRP initiator
+	direct          bool
+	depth, maxBytes int
 	gen     int
 	faults  []string
 	retries int64
 }
 
-func dialXenSimGuest(ctx context.Context, path string, dom int, ring string, vhost int, log io.Writer) (*xenSimGuest, error) {
+func dialXenSimGuest(ctx context.Context, path string, dom int, ring string, vhost int, direct bool, depth, maxBytes int, log io.Writer) (*xenSimGuest, error) {
 	g, err := xensim.DialGuest(path, xensim.GuestConfig{DomID: xen.DomID(dom), Name: "guest" + strconv.Itoa(dom), Pages: 65536})
 	if err != nil {
 		return nil, err
 	}
-	x := &xenSimGuest{g: g, ring: ring, vhost: vhost, log: log}
+	x := &xenSimGuest{g: g, ring: ring, vhost: vhost, log: log, direct: direct, depth: depth, maxBytes: maxBytes}
 	if _, err := x.connect(ctx, 0); err != nil {
 		g.Close()
 		return nil, err
@@ -70,11 +75,25 @@ func (x *xenSimGuest) connect(ctx context.Context, gen int) (scsitest.Initiator,
 		x.vscsi.Close()
 		x.vscsi, x.cur = nil, nil
 	}
+	if x.dsrp != nil {
+		x.faults = append(x.faults, x.dsrp.Faults()...)
+		x.dsrp.Close()
+		x.dsrp, x.cur = nil, nil
+	}
 	switch x.ring {
 	case "srp":
 		conn, err := frontend.DialSRP(ctx, x.g, frontend.SRPConfig{VHost: x.vhost})
 		if err != nil {
 			return nil, err
+		}
+		if x.direct {
+			in, err := frontend.DialSRPDirect(ctx, conn, x.depth, x.maxBytes)
+			if err != nil {
+				conn.Close()
+				return nil, err
+			}
+			x.dsrp, x.conn, x.cur = in, conn, in
+			break
 		}
 		in, err := initiator.Dial(ctx, conn, initiator.Config{InitiatorPortID: conn.InitiatorPortID(),
 			TargetPortID: conn.TargetPortID(), Mode: initiator.Indirect, Segments: 1})
@@ -167,6 +186,9 @@ func (x *xenSimGuest) Faults() []string {
 	if x.srp != nil {
 		f = append(f, x.srp.Faults()...)
 	}
+	if x.dsrp != nil {
+		f = append(f, x.dsrp.Faults()...)
+	}
 	return f
 }
 
@@ -188,6 +210,10 @@ func (x *xenSimGuest) Close() error {
 		x.vscsi.Close()
 		x.vscsi = nil
 	}
+	if x.dsrp != nil {
+		x.dsrp.Logout()
+		x.dsrp = nil
+	}
 	x.mu.Unlock()
 	return x.g.Close()
 }
@@ -198,6 +224,7 @@ type xenSimBench struct {
 	domain int
 	ring   string
 	vhost  int
+	client string
 }
 
 // addXenSimBenchFlags adds bench's --xen-sim flags to cmd.
@@ -208,6 +235,7 @@ func addXenSimBenchFlags(cmd *cobra.Command) *xenSimBench {
 	f.IntVar(&x.domain, "domain", 0, "--xen-sim: the guest's domain ID (0: the next free one)")
 	f.StringVar(&x.ring, "ring", "vscsiif", "--xen-sim: the ring format, vscsiif or srp")
 	f.IntVar(&x.vhost, "vhost", 0, "--xen-sim: the guest's device number")
+	f.StringVar(&x.client, "srp-initiator", "go", "--xen-sim --ring srp: the Go SRP initiator (go), or a lean one with page descriptors into pre-granted pages for measurements (direct)")
 	return x
 }
 
@@ -218,15 +246,32 @@ func benchXenSim(ctx context.Context, x *xenSimBench, o bench.Options, stderr io
 	if x.ring != "srp" && x.ring != "vscsiif" {
 		return nil, fmt.Errorf("--ring %q: want vscsiif or srp", x.ring)
 	}
+	if x.client != "go" && x.client != "direct" {
+		return nil, fmt.Errorf("--srp-initiator %q: want go or direct", x.client)
+	}
 	actx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	g, err := dialXenSimGuest(actx, x.path, x.domain, x.ring, x.vhost, stderr)
+	g, err := dialXenSimGuest(actx, x.path, x.domain, x.ring, x.vhost, x.client == "direct", o.IODepth, max(o.BS, 64<<10), stderr)
 	cancel()
 	if err != nil {
 		return nil, err
 	}
 	defer g.Close()
 	o.Label = fmt.Sprintf("xen-sim %s domain %d ring %s", x.path, g.g.ID(), x.ring)
+	var base float64
+	if o.BS >= 64<<10 {
+		base = memcpyBandwidth(o.BS, time.Second)
+	}
 	res, err := bench.Run(ctx, g, o)
+	if base > 0 && res != nil {
+		bw := 0.0
+		for _, st := range []*bench.Stats{res.Read, res.Write} {
+			if st != nil {
+				bw += st.BW
+			}
+		}
+		fmt.Fprintf(stderr, "xen-sim: single-core memcpy of %d-byte buffers (measured before the run): %.2f GB/s; this run: %.2f GB/s = %.2f of it\n",
+			o.BS, base/1e9, bw/1e9, bw/base)
+	}
 	faults := g.Faults()
 	fmt.Fprintf(stderr, "xen-sim: %d commands sent again after a reconnect, BUSY or unit attention; %d protocol faults\n", g.Retries(), len(faults))
 	for _, fl := range faults {
@@ -236,4 +281,28 @@ func benchXenSim(ctx context.Context, x *xenSimBench, o bench.Options, stderr io
 		err = fmt.Errorf("%d protocol faults (a response for no outstanding command, or a second one)", len(faults))
 	}
 	return res, err
+}
+
+// memcpyBandwidth measures one core copying bs-byte buffers through 64 MiB
+// of memory (more than the caches), in bytes per second: the baseline a
+// copying transport is compared with.
+func memcpyBandwidth(bs int, d time.Duration) float64 {
+	const span = 64 << 20
+	src := make([]byte, span)
+	dst := make([]byte, span)
+	for i := range src {
+		src[i] = byte(i)
+	}
+	n := span / bs
+	if n == 0 {
+		return 0
+	}
+	var moved int64
+	start := time.Now()
+	for i := 0; time.Since(start) < d; i++ {
+		k := i % n
+		copy(dst[k*bs:(k+1)*bs], src[k*bs:(k+1)*bs])
+		moved += int64(bs)
+	}
+	return float64(moved) / time.Since(start).Seconds()
 }

@@ -31,7 +31,7 @@ import (
 // env is a simulator, a target with memory LUs behind the SRP ring
 // backend, and a log the tests inspect.
 type env struct {
-	t    *testing.T
+	t    testing.TB
 	sim  *xensim.Server
 	hv   *xensim.Hypervisor
 	tgt  *scsi.Target
@@ -47,7 +47,7 @@ var (
 	vscsiPort = [16]byte{0xfe, 0x81, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14}
 )
 
-func newEnv(t *testing.T, guests ...string) *env {
+func newEnv(t testing.TB, guests ...string) *env {
 	t.Helper()
 	core, logs := observer.New(zap.DebugLevel)
 	log := zap.New(core)
@@ -74,6 +74,18 @@ func newEnv(t *testing.T, guests ...string) *env {
 			t.Fatal(err)
 		}
 	}
+	// a null LU at LUN 2 for the benchmarks
+	nst, err := backstore.Open(backstore.Spec{Kind: backstore.KindNull, Size: 1 << 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nlu, err := scsi.NewDisk(scsi.DiskConfig{Name: "nul", LUN: 2, Store: nst})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.tgt.AddLU(nlu); err != nil {
+		t.Fatal(err)
+	}
 	port := e.tgt.AddPort(scsi.PortID(targetID), "xen-srp")
 	e.srv = srp.NewServer(srp.Config{Target: e.tgt, Logger: log.Named("srp")})
 	var gs []srpring.Guest
@@ -91,7 +103,7 @@ func newEnv(t *testing.T, guests ...string) *env {
 	vport := e.tgt.AddPort(scsi.PortID(vscsiPort), "xen-vscsi")
 	var vguests []xen.Guest
 	for i, g := range guests {
-		lg := xen.Guest{Domain: g, LUNs: []xen.LUNSpec{{LU: fmt.Sprintf("disk%d", i%2), Addr: xen.Addr{}}}}
+		lg := xen.Guest{Domain: g, LUNs: []xen.LUNSpec{{LU: fmt.Sprintf("disk%d", i%2), Addr: xen.Addr{}}, {LU: "nul", Addr: xen.Addr{LUN: 2}}}}
 		vguests = append(vguests, lg)
 	}
 	var amu sync.Mutex
@@ -184,7 +196,7 @@ func (e *env) guest(name string) *xensim.Guest {
 	return g
 }
 
-func ctxT(t *testing.T) context.Context {
+func ctxT(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	t.Cleanup(cancel)
 	return ctx
@@ -248,7 +260,7 @@ func verifiedIO(ctx context.Context, in scsitest.Initiator, lun uint16, seed int
 
 // clearUA sends TEST UNIT READY until the unit attentions of a new nexus
 // are consumed.
-func clearUA(t *testing.T, in scsitest.Initiator, lun uint16) {
+func clearUA(t testing.TB, in scsitest.Initiator, lun uint16) {
 	t.Helper()
 	for i := 0; i < 8; i++ {
 		r, err := in.Do(ctxT(t), &scsitest.Request{LUN: scsi.EncodeLUN(lun), CDB: scsitest.TestUnitReady()})

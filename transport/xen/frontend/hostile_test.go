@@ -62,7 +62,7 @@ func tampered(f *frontend.VSCSI, write bool, tamper func(b []byte)) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	if p, err := f.Submit(ctx, r); err == nil {
-		p.Wait(ctx, nil)
+		p.Wait(ctx, new(frontend.Result), nil)
 	}
 	f.SetTamper(nil)
 }

@@ -50,6 +50,7 @@ type SRPConn struct {
 
 	regMu sync.Mutex
 	regs  map[uint32]*region
+	spare map[int][]*region // finished regions by page count, for reuse
 }
 
 var _ initiator.Conn = (*SRPConn)(nil)
@@ -75,7 +76,7 @@ func DialSRP(ctx context.Context, g Guest, cfg SRPConfig) (*SRPConn, error) {
 		return nil, err
 	}
 	c := &SRPConn{d: d, rspWake: make(chan struct{}, 1), spaceWake: make(chan struct{}, 1),
-		done: make(chan struct{}), regs: map[uint32]*region{}}
+		done: make(chan struct{}), regs: map[uint32]*region{}, spare: map[int][]*region{}}
 	if err := c.attach(ctx, cfg); err != nil {
 		c.teardown()
 		return nil, err
@@ -362,7 +363,8 @@ func (c *SRPConn) MaxIU() int { return c.geo.MaxIU() }
 
 // Register copies b into granted guest pages (bounce buffers: only guest
 // memory can be granted) and returns a region descriptor for them; for a
-// writable region Unregister copies the backend's data back into b.
+// writable region Unregister copies the backend's data back into b. The
+// pages and grant references of finished regions are kept for reuse.
 func (c *SRPConn) Register(b []byte, writable bool) (srp.MemDesc, error) {
 	n := max(1, (len(b)+srpring.PageSize-1)/srpring.PageSize)
 	if n > srpring.RegionMaxPages {
@@ -371,24 +373,33 @@ func (c *SRPConn) Register(b []byte, writable bool) (srp.MemDesc, error) {
 	g := c.d.g
 	c.regMu.Lock()
 	defer c.regMu.Unlock()
-	f, mem, err := g.AllocPages(n + 1)
-	if err != nil {
-		return srp.MemDesc{}, err
-	}
-	r := &region{b: b, mem: mem[srpring.PageSize:], frame: f + 1, rframe: f, writable: writable, regionPage: mem[:srpring.PageSize], npages: n + 1}
-	for i := 0; i < n; i++ {
-		ref, err := g.AllocRef()
+	var r *region
+	if l := c.spare[n]; len(l) > 0 {
+		r = l[len(l)-1]
+		c.spare[n] = l[:len(l)-1]
+	} else {
+		f, mem, err := g.AllocPages(n + 1)
 		if err != nil {
+			return srp.MemDesc{}, err
+		}
+		r = &region{mem: mem[srpring.PageSize:], frame: f + 1, rframe: f, regionPage: mem[:srpring.PageSize], npages: n + 1}
+		for i := 0; i < n; i++ {
+			ref, err := g.AllocRef()
+			if err != nil {
+				c.free(r)
+				return srp.MemDesc{}, err
+			}
+			r.refs = append(r.refs, ref)
+			le32(r.regionPage[4*i:], uint32(ref))
+		}
+		if r.rref, err = g.AllocRef(); err != nil {
 			c.free(r)
 			return srp.MemDesc{}, err
 		}
-		r.refs = append(r.refs, ref)
-		g.Grant(ref, c.d.backendID, r.frame+uint32(i), !writable)
-		le32(r.regionPage[4*i:], uint32(ref))
 	}
-	if r.rref, err = g.AllocRef(); err != nil {
-		c.free(r)
-		return srp.MemDesc{}, err
+	r.b, r.writable = b, writable
+	for i, ref := range r.refs {
+		g.Grant(ref, c.d.backendID, r.frame+uint32(i), !writable)
 	}
 	g.Grant(r.rref, c.d.backendID, r.rframe, true)
 	if !writable {
@@ -423,7 +434,18 @@ func (c *SRPConn) Unregister(d srp.MemDesc) {
 	if r.writable {
 		copy(r.b, r.mem)
 	}
-	c.free(r)
+	g := c.d.g
+	for _, ref := range r.refs {
+		g.Revoke(ref)
+	}
+	g.Revoke(r.rref)
+	r.b = nil
+	n := len(r.refs)
+	if len(c.spare[n]) < 256 {
+		c.spare[n] = append(c.spare[n], r)
+	} else {
+		c.free(r)
+	}
 }
 
 // Close tears the ring down and closes the device (state Closed), so the
@@ -455,4 +477,12 @@ func (c *SRPConn) teardown() {
 	}
 	d.setState(xenbus.Closed)
 	d.st.Close()
+	c.regMu.Lock()
+	for _, l := range c.spare {
+		for _, r := range l {
+			c.free(r)
+		}
+	}
+	c.spare = map[int][]*region{}
+	c.regMu.Unlock()
 }

@@ -389,27 +389,27 @@ type Request struct {
 
 // Pending is a submitted request.
 type Pending struct {
-	f    *VSCSI
-	Rqid uint16
-	req  *Request
-	n    int
+	f     *VSCSI
+	Rqid  uint16
+	inLen int
+	n     int
 }
 
 // Submit takes a free request slot, grants the data pages and publishes
-// the request.
-func (f *VSCSI) Submit(ctx context.Context, r *Request) (*Pending, error) {
+// the request. It does not allocate.
+func (f *VSCSI) Submit(ctx context.Context, r *Request) (Pending, error) {
 	var rqid uint16
 	select {
 	case <-f.done:
-		return nil, f.Err()
+		return Pending{}, f.Err()
 	default:
 	}
 	select {
 	case rqid = <-f.free:
 	case <-f.done:
-		return nil, f.Err()
+		return Pending{}, f.Err()
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return Pending{}, ctx.Err()
 	}
 	s := &f.slots[rqid]
 	req := vscsiif.Request{Rqid: rqid, Act: r.Act, Dir: vscsiif.DirNone, RefRqid: r.RefRqid, Timeout: 30}
@@ -432,7 +432,7 @@ func (f *VSCSI) Submit(ctx context.Context, r *Request) (*Pending, error) {
 	pages := (n + xen.PageSize - 1) / xen.PageSize
 	if pages > f.maxPages {
 		f.free <- rqid
-		return nil, fmt.Errorf("frontend: a transfer of %d bytes exceeds %d pages", n, f.maxPages)
+		return Pending{}, fmt.Errorf("frontend: a transfer of %d bytes exceeds %d pages", n, f.maxPages)
 	}
 	g, be := f.d.g, f.d.backendID
 	if pages > 0 {
@@ -472,7 +472,7 @@ func (f *VSCSI) Submit(ctx context.Context, r *Request) (*Pending, error) {
 	if kick {
 		f.ev.Notify()
 	}
-	return &Pending{f: f, Rqid: rqid, req: r, n: pages}, nil
+	return Pending{f: f, Rqid: rqid, inLen: r.InLen, n: pages}, nil
 }
 
 func (f *VSCSI) release(rqid uint16, pages int) {
@@ -486,29 +486,30 @@ func (f *VSCSI) release(rqid uint16, pages int) {
 	f.free <- rqid
 }
 
-// Wait waits for the response. When the frontend stops first (the backend
-// went away) the request is failed with the reason.
-func (p *Pending) Wait(ctx context.Context, in []byte) (*Result, []byte, error) {
+// Wait waits for the response and fills res; data-in is appended to
+// in[:0]. When the frontend stops first (the backend went away) the
+// request fails with the reason. It allocates only for sense data.
+func (p Pending) Wait(ctx context.Context, res *Result, in []byte) ([]byte, error) {
 	f := p.f
 	s := &f.slots[p.Rqid]
 	select {
 	case r := <-s.res:
-		res := &Result{Rslt: r.rsp.Rslt, Residual: r.rsp.Residual}
+		*res = Result{Rslt: r.rsp.Rslt, Residual: r.rsp.Residual}
 		if r.senseLen > 0 {
 			res.Sense = append([]byte(nil), r.sense[:r.senseLen]...)
 		}
-		if p.req.InLen > 0 {
-			got := max(0, p.req.InLen-int(r.rsp.Residual))
+		if p.inLen > 0 {
+			got := max(0, p.inLen-int(r.rsp.Residual))
 			in = append(in[:0], s.mem[:got]...)
 		}
 		f.release(p.Rqid, p.n)
-		return res, in, nil
+		return in, nil
 	case <-f.done:
-		return nil, nil, f.Err()
+		return nil, f.Err()
 	case <-ctx.Done():
 		// the request stays outstanding, as in scsifront until it is
 		// aborted or answered; its slot is not reused
-		return nil, nil, ctx.Err()
+		return nil, ctx.Err()
 	}
 }
 
@@ -523,7 +524,8 @@ func (f *VSCSI) Do(ctx context.Context, r *scsitest.Request) (*scsitest.Response
 	if r.InLen > 0 {
 		in = make([]byte, 0, r.InLen)
 	}
-	res, in, err := p.Wait(ctx, in)
+	res := new(Result)
+	in, err = p.Wait(ctx, res, in)
 	if err != nil {
 		return nil, err
 	}
@@ -560,8 +562,8 @@ func (f *VSCSI) tmf(ctx context.Context, r *Request) (int32, error) {
 	if err != nil {
 		return 0, err
 	}
-	res, _, err := p.Wait(ctx, nil)
-	if err != nil {
+	var res Result
+	if _, err := p.Wait(ctx, &res, nil); err != nil {
 		return 0, err
 	}
 	return res.Rslt, nil
