@@ -31,19 +31,19 @@ type xenSimGuest struct {
 	lun   uint16
 	log   io.Writer
 
-	mu      sync.Mutex
-	cur     scsitest.Initiator
-	srp     *initiator.Initiator
-	conn    *frontend.SRPConn
-	vscsi   *frontend.VSCSI
-	dsrp    *frontend.SRPDirect
+	mu    sync.Mutex
+	cur   scsitest.Initiator
+	srp   *initiator.Initiator
+	conn  *frontend.SRPConn
+	vscsi *frontend.VSCSI
+	dsrp  *frontend.SRPDirect
 	// direct: the lean SRP initiator (frontend.SRPDirect) for depth
 	// commands of at most maxBytes, instead of the Go SRP initiator
 	direct          bool
 	depth, maxBytes int
-	gen     int
-	faults  []string
-	retries int64
+	gen             int
+	faults          []string
+	retries         int64
 }
 
 func dialXenSimGuest(ctx context.Context, path string, dom int, ring string, vhost int, direct bool, depth, maxBytes int, log io.Writer) (*xenSimGuest, error) {
