@@ -22,7 +22,7 @@ t_demo() {
   srptgt rdma devices
   echo
   echo "===== srptgt's log: listening, the RDMA target port, the logins"
-  grep -E '"listening"|RDMA target port|"login"' /tmp/srptgt.log | cut -c1-400
+  grep -E 'RDMA target port|[[:space:]]login[[:space:]]|channel established' /tmp/srptgt.log | cut -c1-300
   echo
   echo "===== kernel log: ib_srp logging in over RDMA CM (dest=169.254.10.1:5000)"
   dmesg | grep -iE 'ib_srp|scsi host[0-9]|Attached SCSI|sd [0-9]+:' | sed 's/^\[[^]]*\] *//' | head -30
