@@ -365,12 +365,25 @@ func Run(ctx context.Context, c Config, profile, target string, suites []string,
 		rr.Info["packages"] = strings.Join(pickVersions(string(v)), " ")
 	}
 	c.logf("vm: booting %s/%s (log %s)", profile, target, rr.LogPath)
-	err = c.boot(ctx, rr, args, specs)
-	rr.Duration = time.Since(start)
 	latest := filepath.Join(logDir, profile+"-"+target+".log")
 	os.Remove(latest)
 	os.Symlink(filepath.Base(rr.LogPath), latest)
+	pruneLogs(logDir, profile+"-"+target+"-", KeepLogs)
+	err = c.boot(ctx, rr, args, specs)
+	rr.Duration = time.Since(start)
 	return rr, err
+}
+
+// KeepLogs is how many console logs per profile and target are kept.
+var KeepLogs = 20
+
+func pruneLogs(dir, prefix string, keep int) {
+	m, _ := filepath.Glob(filepath.Join(dir, prefix+"2*.log"))
+	sort.Strings(m) // timestamped names sort by time
+	for len(m) > keep {
+		os.Remove(m[0])
+		m = m[1:]
+	}
 }
 
 // pickVersions extracts the interesting package versions for reports.
