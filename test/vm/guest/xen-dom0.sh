@@ -68,6 +68,9 @@ if main; then
   touch $log
   tail -F $log 2>/dev/null &
   tailpid=$!
+  # a target may act on requests the guest's suites print (SRPTGT-XENCTL)
+  ctlpid=""
+  type target_control >/dev/null 2>&1 && { target_control $log & ctlpid=$!; }
   # wait for the guest to finish (it powers off) or to crash
   lim=${GUEST_TIMEOUT:-1500}; t=0
   # (poll slowly: every fork costs in a PV dom0 under emulation)
@@ -77,7 +80,7 @@ if main; then
     sleep 4; t=$((t+4))
   done
   sleep 1
-  kill $tailpid 2>/dev/null
+  kill $tailpid $ctlpid 2>/dev/null
   if ! grep -q 'SRPTGT-DOMU-DONE' $log; then
     echo "SRPTGT-INFO guest-end no SRPTGT-DOMU-DONE after ${t}s"
     xl list 2>&1
