@@ -224,8 +224,12 @@ func openXenOn(hv xen.Hypervisor, label string, cfg *config.Config, tgt *scsi.Ta
 	}
 	vport := tgt.AddPort(scsi.PortID(xenVSCSITargetPortID), "xen vscsiif")
 	acc := &xenAccess{tgt: tgt, vport: vport, maps: map[[16]byte][]xen.LUNMap{}}
+	// SRPTGT_XEN_MAP_THRESHOLD (bytes; experimental, for measurements):
+	// vscsiif transfers at least this large use grant map instead of copy.
+	mapThresh, _ := strconv.Atoi(os.Getenv("SRPTGT_XEN_MAP_THRESHOLD"))
 	vl, err := xen.Listen(xen.Config{Hypervisor: hv, Logger: log.Named("xen"), TargetPortID: xenVSCSITargetPortID,
-		Guests: guests, HasLU: func(n string) bool { return names[n] }, OnMap: acc.onMap, MaxSegments: 256})
+		Guests: guests, HasLU: func(n string) bool { return names[n] }, OnMap: acc.onMap, MaxSegments: 256,
+		MapThreshold: mapThresh})
 	if err != nil {
 		return nil, cfg.Errorf("xen", "%s: %v", label, err)
 	}
