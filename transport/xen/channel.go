@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -404,6 +405,30 @@ func (r *ring) copy(cs []CopySeg) error {
 	}
 	if err := r.grants.Copy(cs); err != nil {
 		return fmt.Errorf("%w: %v", ErrGrant, err)
+	}
+	// GNTST_eagain (a page being paged in) is transient: copy those
+	// segments again a few times before blaming the frontend.
+	for try := 0; try < 5; try++ {
+		again := cs[:0:0]
+		for i := range cs {
+			if cs[i].Status == GrantEAgain {
+				again = append(again, cs[i])
+			}
+		}
+		if len(again) == 0 {
+			break
+		}
+		time.Sleep(time.Duration(1<<try) * time.Millisecond)
+		if err := r.grants.Copy(again); err != nil {
+			return fmt.Errorf("%w: %v", ErrGrant, err)
+		}
+		j := 0
+		for i := range cs {
+			if cs[i].Status == GrantEAgain {
+				cs[i].Status = again[j].Status
+				j++
+			}
+		}
 	}
 	for i := range cs {
 		if cs[i].Status != GrantOK {

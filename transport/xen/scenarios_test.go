@@ -16,6 +16,7 @@ import (
 	"github.com/srptgt/srptgt/transport/xen"
 	"github.com/srptgt/srptgt/transport/xen/vscsiif"
 	"github.com/srptgt/srptgt/transport/xen/xenbus"
+	"github.com/srptgt/srptgt/transport/xen/xensim"
 )
 
 // verify runs write/read-back cycles on lun until stop closes; unit
@@ -377,5 +378,78 @@ func TestShutdownClosesFreshDevices(t *testing.T) {
 	e.stop()
 	if s, _ := st.Read(0, "/local/domain/0/backend/vscsi/1/0/state"); s != "6" {
 		t.Fatalf("backend state %q after shutdown, want 6 (Closed)", s)
+	}
+}
+
+// flakyHV wraps the simulator: the first copies of each grant handle
+// report GNTST_eagain for their first segment (without copying it).
+type flakyHV struct {
+	xen.Hypervisor
+	left atomic.Int32
+}
+
+func (h *flakyHV) Grants() (xen.Grants, error) {
+	g, err := h.Hypervisor.Grants()
+	return &flakyGrants{Grants: g, h: h}, err
+}
+
+type flakyGrants struct {
+	xen.Grants
+	h *flakyHV
+}
+
+func (g *flakyGrants) Copy(segs []xen.CopySeg) error {
+	if g.h.left.Add(-1) >= 0 && len(segs) > 1 {
+		err := g.Grants.Copy(segs[1:])
+		segs[0].Status = xen.GrantEAgain
+		return err
+	}
+	return g.Grants.Copy(segs)
+}
+
+// GNTST_eagain is retried, not blamed on the frontend.
+func TestGrantCopyEAgainRetried(t *testing.T) {
+	e := newEnv(t, nil)
+	e.l.Close()
+	e.hv.Close()
+	fh := &flakyHV{}
+	var err error
+	e.hv, err = xensim.Dial(e.sim.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fh.Hypervisor = e.hv
+	cfg := e.cfg
+	cfg.Hypervisor = fh
+	cfg.Guests = []xen.Guest{{Domain: "g1", LUNs: []xen.LUNSpec{spec(t, "disk0, 0:0:0:0")}}}
+	e.l, err = xen.Listen(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := e.l
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		for {
+			ch, err := l.Accept(context.Background())
+			if err != nil {
+				return
+			}
+			e.wg.Add(1)
+			go func() { defer e.wg.Done(); e.srv.Serve(ch, e.port) }()
+		}
+	}()
+	f := e.front(e.guest("g1"), 0)
+	defer f.Close()
+	clearUA(t, f, 0)
+	fh.left.Store(20)
+	rnd := rand.New(rand.NewSource(9))
+	for i := 0; i < 10; i++ {
+		if err := rw(ctxT(t, 5*time.Second), f, 0, uint32(i*16), 16, rnd); err != nil {
+			t.Fatalf("I/O with transient GNTST_eagain: %v", err)
+		}
+	}
+	if fh.left.Load() > 0 {
+		t.Fatal("no copy saw GNTST_eagain")
 	}
 }
