@@ -23,9 +23,9 @@ func fuzzTarget(t *testing.T) *rig {
 var fuzzAttrs = [4]scsi.TaskAttr{scsi.Simple, scsi.HeadOfQueue, scsi.Ordered, scsi.ACA}
 
 // checkOutcome holds the invariants every command keeps, whatever its
-// CDB, data-out and data-in buffer: status GOOD (no sense) or CHECK
-// CONDITION (sense that parses, a sense key other than NO SENSE), data-in
-// within the buffer.
+// CDB, data-out and data-in buffer: status GOOD or RESERVATION CONFLICT
+// (no sense) or CHECK CONDITION (sense that parses, a sense key other than
+// NO SENSE), data-in within the buffer.
 func checkOutcome(t *testing.T, c *scsi.Command) {
 	t.Helper()
 	if c.Aborted() {
@@ -38,6 +38,12 @@ func checkOutcome(t *testing.T, c *scsi.Command) {
 	case scsi.StatusGood:
 		if c.SenseLen != 0 {
 			t.Fatalf("CDB % x: GOOD with sense % x", c.CDB, c.SenseData())
+		}
+	case scsi.StatusReservationConflict:
+		// A PERSISTENT RESERVE OUT or RESERVE that conflicts (SPC-4
+		// 5.12): no sense data.
+		if c.SenseLen != 0 {
+			t.Fatalf("CDB % x: RESERVATION CONFLICT with sense % x", c.CDB, c.SenseData())
 		}
 	case scsi.StatusCheckCondition:
 		e, err := scsi.ParseSense(c.SenseData())

@@ -158,7 +158,7 @@ func parsePRData(b []byte) (prData, error) {
 	body, trailer := b[:i+1], string(b[i+1:len(b)-1])
 	h, ok := strings.CutPrefix(trailer, "crc32c ")
 	sum, err := strconv.ParseUint(h, 16, 32)
-	if !ok || len(h) != 8 || err != nil {
+	if !ok || err != nil || h != fmt.Sprintf("%08x", sum) {
 		return d, corrupt("bad trailer %q", trailer)
 	}
 	if got := crc32.Checksum(body, prCastagnoli); got != uint32(sum) {
