@@ -25,6 +25,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/srptgt/srptgt/cmd/srptgt/internal/atomicfile"
 )
 
 // FileName is the file's name inside an LU's state directory.
@@ -142,48 +144,8 @@ func Load(dir string) ([][]byte, error) {
 // Save replaces the pages saved in dir, atomically and durably: when Save
 // returns nil the new pages survive a crash; when it fails the old ones
 // are still there.
-func Save(dir string, pages [][]byte) (err error) {
-	tmp, err := os.CreateTemp(dir, "."+FileName+".*.tmp")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if _, err = tmp.Write(Encode(pages)); err != nil {
-		return err
-	}
-	if err = tmp.Chmod(0o644); err != nil {
-		return err
-	}
-	if err = tmp.Sync(); err != nil {
-		return err
-	}
-	if err = tmp.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp.Name(), filepath.Join(dir, FileName)); err != nil {
-		return err
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
+func Save(dir string, pages [][]byte) error {
+	return atomicfile.Write(dir, FileName, Encode(pages), 0o644)
 }
 
 // String describes pages for a log line: their codes.
