@@ -16,6 +16,7 @@ import (
 	"github.com/srptgt/srptgt/backstore"
 	"github.com/srptgt/srptgt/cmd/srptgt/internal/config"
 	"github.com/srptgt/srptgt/cmd/srptgt/internal/modepages"
+	"github.com/srptgt/srptgt/cmd/srptgt/internal/prstate"
 	"github.com/srptgt/srptgt/scsi"
 	"github.com/srptgt/srptgt/srp"
 )
@@ -247,6 +248,28 @@ func (d *daemon) openLU(c *config.LU) (*scsi.LU, error) {
 				return err
 			}
 			log.Info("saved mode pages", zap.String("pages", modepages.String(pages)))
+			return nil
+		}
+		// Persistent reservations with APTPL (SPC-4 5.12.5). A damaged
+		// file stops the LU from starting: silently dropping a
+		// reservation would let a fenced initiator write.
+		saved, st, err := prstate.Load(dir)
+		if err != nil {
+			return nil, d.cfg.Errorf("target.state_dir", "LU %s: saved persistent reservations: %w "+
+				"(the LU is not served without them; restore the file from a backup, or remove it to start with no reservations)", c.Name, err)
+		}
+		if st != nil {
+			log.Info("restored persistent reservations", zap.Stringer("state", st))
+		}
+		dc.SavedPR = saved
+		dc.SavePR = func(state []byte) error {
+			if err := prstate.Save(dir, state); err != nil {
+				log.Error("saving persistent reservations failed; the PERSISTENT RESERVE OUT command fails", zap.Error(err))
+				return err
+			}
+			if st, err := scsi.ParsePRState(state); err == nil {
+				log.Info("saved persistent reservations", zap.Stringer("state", st))
+			}
 			return nil
 		}
 	}
