@@ -654,7 +654,10 @@ func (c Config) boot(ctx context.Context, rr *RunResult, args []string, specs []
 		if strings.Contains(line, "SRPTGT-") {
 			progress()
 		}
-		if fatalRE.MatchString(line) || (fatal != "" && strings.Contains(line, "RIP: ") && !strings.Contains(fatal, "RIP: ")) {
+		mu.Lock()
+		wantRIP := fatal != "" && strings.Contains(line, "RIP: ") && !strings.Contains(fatal, "RIP: ")
+		mu.Unlock()
+		if fatalRE.MatchString(line) || wantRIP {
 			mu.Lock()
 			l := strings.TrimSpace(line)
 			if i := strings.Index(l, "] "); i >= 0 && strings.HasPrefix(l, "[") {
