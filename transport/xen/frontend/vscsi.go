@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/srptgt/srptgt/scsi"
 	"github.com/srptgt/srptgt/scsi/scsitest"
@@ -79,12 +80,18 @@ type vslot struct {
 	ind   []xen.GrantRef
 	segs  []vscsiif.Segment
 	res   chan vresult
+	// inflight is set from Submit until Wait took the result; lun and
+	// act say what the request was (for ABORT and RESET).
+	inflight atomic.Bool
+	lun      uint64
+	act      uint8
 }
 
 type vresult struct {
 	rsp      vscsiif.Response
 	sense    [vscsiif.SenseBufferSize]byte
 	senseLen int
+	aborted  bool // a successful ABORT or RESET ended the request: no response comes
 }
 
 var _ scsitest.Initiator = (*VSCSI)(nil)
@@ -456,6 +463,8 @@ func (f *VSCSI) Submit(ctx context.Context, r *Request) (Pending, error) {
 		}
 	}
 	r.Rqid = rqid
+	s.lun, s.act = r.LUN, req.Act
+	s.inflight.Store(true)
 	// A free rqid means a free ring slot: an rqid is freed only after its
 	// response was consumed.
 	f.rmu.Lock()
@@ -494,6 +503,11 @@ func (p Pending) Wait(ctx context.Context, res *Result, in []byte) ([]byte, erro
 	s := &f.slots[p.Rqid]
 	select {
 	case r := <-s.res:
+		s.inflight.Store(false)
+		if r.aborted {
+			f.release(p.Rqid, p.n)
+			return nil, scsitest.ErrAborted
+		}
 		*res = Result{Rslt: r.rsp.Rslt, Residual: r.rsp.Residual}
 		if r.senseLen > 0 {
 			res.Sense = append([]byte(nil), r.sense[:r.senseLen]...)
@@ -547,14 +561,41 @@ type HostError struct{ Host uint8 }
 func (e *HostError) Error() string { return fmt.Sprintf("frontend: host byte %d", e.Host) }
 
 // Abort sends VSCSIIF_ACT_SCSI_ABORT for rqid and returns rslt (0x2002
-// SUCCESS, 0x2003 FAILED).
+// SUCCESS, 0x2003 FAILED). After SUCCESS the backend sends no response
+// for the aborted request: its Wait returns scsitest.ErrAborted.
 func (f *VSCSI) Abort(ctx context.Context, lun uint64, rqid uint16) (int32, error) {
-	return f.tmf(ctx, &Request{Act: vscsiif.ActSCSIAbort, LUN: lun, RefRqid: rqid})
+	rslt, err := f.tmf(ctx, &Request{Act: vscsiif.ActSCSIAbort, LUN: lun, RefRqid: rqid})
+	if err == nil && rslt == vscsiif.RsltResetSuccess && int(rqid) < len(f.slots) {
+		f.aborted(&f.slots[rqid])
+	}
+	return rslt, err
 }
 
-// Reset sends VSCSIIF_ACT_SCSI_RESET.
+// Reset sends VSCSIIF_ACT_SCSI_RESET (a logical unit reset). After SUCCESS
+// the requests outstanding to the LUN get no response: their Waits return
+// scsitest.ErrAborted.
 func (f *VSCSI) Reset(ctx context.Context, lun uint64) (int32, error) {
-	return f.tmf(ctx, &Request{Act: vscsiif.ActSCSIReset, LUN: lun})
+	rslt, err := f.tmf(ctx, &Request{Act: vscsiif.ActSCSIReset, LUN: lun})
+	if err == nil && rslt == vscsiif.RsltResetSuccess {
+		for i := range f.slots {
+			if s := &f.slots[i]; s.lun == lun && s.act == vscsiif.ActSCSICDB {
+				f.aborted(s)
+			}
+		}
+	}
+	return rslt, err
+}
+
+// aborted ends a request the backend will not answer (unless its
+// response already arrived).
+func (f *VSCSI) aborted(s *vslot) {
+	if !s.inflight.Load() {
+		return
+	}
+	select {
+	case s.res <- vresult{aborted: true}:
+	default:
+	}
 }
 
 func (f *VSCSI) tmf(ctx context.Context, r *Request) (int32, error) {

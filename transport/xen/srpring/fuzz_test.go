@@ -115,3 +115,5 @@ func TestSeedSlotsDecode(t *testing.T) {
 		t.Error("lying length accepted")
 	}
 }
+
+func srpDesc(addr uint64, n uint32) srp.MemDesc { return srp.MemDesc{Addr: addr, Key: 1, Len: n} }
