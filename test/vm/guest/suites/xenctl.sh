@@ -44,6 +44,7 @@ rewrite_devs() {
 }
 
 na_unless_srptgt() {
+  [ -n "$TARGET" ] || . /vm/env
   [ "$TARGET" = srptgt ] || { detail "srptgt only (dom0 acts through srptgt xen)"; exit 77; }
 }
 
