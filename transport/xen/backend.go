@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -51,7 +52,8 @@ type Config struct {
 	// (Linux scsiback's SG_ALL); at least 26.
 	MaxSegments int
 	// MapThreshold: data transfers of at least this many bytes use grant
-	// map + mmap instead of grant copy. 0: always copy.
+	// map + mmap instead of grant copy. 0: always copy, unless the
+	// environment variable SRPTGT_XEN_MAP_THRESHOLD sets it.
 	MapThreshold int
 	// CloseTimeout bounds how long Shutdown waits for a frontend to close
 	// before detaching its ring anyway. Default 10 s.
@@ -138,6 +140,13 @@ func Listen(cfg Config) (*Listener, error) {
 	}
 	if cfg.MaxSegments > vscsiif.SGTableSize*vscsiif.SGPerPage {
 		cfg.MaxSegments = vscsiif.SGTableSize * vscsiif.SGPerPage
+	}
+	if cfg.MapThreshold == 0 {
+		// A measurement knob until the configuration has a field for
+		// it: grant map instead of grant copy from this many bytes.
+		if v, err := strconv.Atoi(os.Getenv("SRPTGT_XEN_MAP_THRESHOLD")); err == nil && v > 0 {
+			cfg.MapThreshold = v
+		}
 	}
 	if cfg.CloseTimeout == 0 {
 		cfg.CloseTimeout = 10 * time.Second
