@@ -253,6 +253,22 @@ func (l *Listener) reconcile() {
 		}
 	}
 	for k, d := range l.devs {
+		if _, ok := want[k]; ok && d.started && d.ch == nil {
+			if _, err := l.store.Read(0, fePath(k)+"/state"); xenstore.IsNotExist(err) {
+				// The domain ID was reused before the old domain's
+				// release reached us: its new incarnation has no
+				// device yet. Make it again.
+				l.log.Info("domain re-created; making its SRP ring device again", zap.Uint16("domid", uint16(k.dom)))
+				l.store.Remove(0, l.bePath(k))
+				nd := &device{key: k, name: d.name}
+				if err := l.create(nd); err != nil {
+					l.log.Warn("creating the SRP ring device failed", zap.Uint16("domid", uint16(k.dom)), zap.Error(err))
+				}
+				l.devs[k] = nd
+				delete(l.watched, k.dom)
+				continue
+			}
+		}
 		if _, ok := want[k]; !ok {
 			l.log.Info("domain gone; removing its SRP ring device", zap.Uint16("domid", uint16(k.dom)))
 			if d.ch != nil {
