@@ -182,6 +182,17 @@ func (t *Target) mappingsLocked(id NexusID, port *Port) ([]Mapping, error) {
 	return m, nil
 }
 
+// CheckAccess reports whether the access function lets initiator port
+// id.Initiator log in through port (ErrAccessDenied if not), without
+// attaching anything: for a channel that joins an existing I_T nexus
+// after an access list change.
+func (t *Target) CheckAccess(id NexusID, port *Port) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	_, err := t.mappingsLocked(id, port)
+	return err
+}
+
 // Attach creates the I_T nexus for a login through port. A nexus that
 // already exists is returned as it is (a second channel of a multichannel
 // login). A nexus seen before and lost gets I_T NEXUS LOSS OCCURRED; a new

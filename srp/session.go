@@ -189,6 +189,13 @@ func (s *Server) login(ch Channel, port *scsi.Port) (*channel, error) {
 		nx = &nexus{id: id, sn: sn, chans: make(map[*channel]struct{}), gone: make(chan struct{}), tags: make(map[uint64]*slot)}
 		s.nexuses[id] = nx
 	} else if len(nx.chans) > 0 {
+		// A channel joining a nexus is a login too: the access list may
+		// have changed since the nexus attached (the initiator is being
+		// logged out).
+		if err := s.cfg.Target.CheckAccess(id, port); errors.Is(err, scsi.ErrAccessDenied) {
+			s.mu.Unlock()
+			return nil, s.reject(ch, req, RejUnableToEstablish, "initiator not allowed by the access list")
+		}
 		if req.MultiChannel == MultiChanSingle {
 			result = MultiChanTerminated
 			for o := range nx.chans {
