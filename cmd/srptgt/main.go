@@ -123,11 +123,12 @@ func newServeCmd(stderr io.Writer) *cobra.Command {
 			"configured transports until SIGTERM or SIGINT. Then it stops accepting\n" +
 			"logins, lets in-flight commands finish (failing those still running after\n" +
 			"--shutdown-timeout), flushes and closes every LU and exits 0. A second\n" +
-			"signal exits 1 at once.",
+			"signal exits 1 at once. SIGHUP reloads the acl section of the file\n" +
+			"(docs/configuration.md).",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			sigs := make(chan os.Signal, 2)
-			signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+			signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 			defer signal.Stop(sigs)
 			opts.logOutput = stderr
 			opts.signals = sigs

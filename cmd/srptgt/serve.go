@@ -8,7 +8,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sync"
+	"syscall"
 	"time"
 
 	"go.uber.org/zap"
@@ -82,9 +84,19 @@ func serve(ctx context.Context, opts serveOptions) error {
 	}
 
 	var sig os.Signal
-	select {
-	case sig = <-opts.signals:
-	case <-ctx.Done():
+wait:
+	for {
+		select {
+		case sig = <-opts.signals:
+			if sig == syscall.SIGHUP {
+				d.reload(opts.configPath)
+				sig = nil
+				continue
+			}
+			break wait
+		case <-ctx.Done():
+			break wait
+		}
 	}
 	fields := []zap.Field{zap.Duration("timeout", opts.shutdownTimeout)}
 	if sig != nil {
@@ -94,19 +106,59 @@ func serve(ctx context.Context, opts serveOptions) error {
 
 	done := make(chan error, 1)
 	go func() { done <- d.stop(opts.shutdownTimeout) }()
-	select {
-	case err := <-done:
-		if err != nil {
-			log.Error("shutdown incomplete", zap.Error(err))
-			return &loggedError{err}
+	for {
+		select {
+		case err := <-done:
+			if err != nil {
+				log.Error("shutdown incomplete", zap.Error(err))
+				return &loggedError{err}
+			}
+			log.Info("stopped")
+			return nil
+		case sig := <-opts.signals:
+			if sig == syscall.SIGHUP {
+				log.Warn("SIGHUP during the shutdown: ignored")
+				continue
+			}
+			log.Error("second signal: exiting now; LUs not yet flushed may lose writes",
+				zap.Stringer("signal", sig))
+			return &loggedError{errForced}
 		}
-		log.Info("stopped")
-		return nil
-	case sig := <-opts.signals:
-		log.Error("second signal: exiting now; LUs not yet flushed may lose writes",
-			zap.Stringer("signal", sig))
-		return &loggedError{errForced}
 	}
+}
+
+// reload applies the acl section of the configuration file again
+// (SIGHUP): every logged-in nexus is re-evaluated — those whose LUNs
+// changed get REPORTED LUNS DATA HAS CHANGED (scsi.Target.Remap) — and
+// the initiators it refuses now are logged out (SRP_T_LOGOUT). An invalid
+// file changes nothing; changes outside the acl section need a restart.
+func (d *daemon) reload(path string) {
+	log := d.log.With(zap.String("config", path))
+	cfg, err := config.Load(path)
+	if err != nil {
+		log.Error("reload: the configuration is invalid; nothing changed", zap.Error(err))
+		return
+	}
+	if !reflect.DeepEqual([]any{cfg.Target, cfg.Logging, cfg.LUs, cfg.RDMA, cfg.Xen}, []any{d.cfg.Target, d.cfg.Logging, d.cfg.LUs, d.cfg.RDMA, d.cfg.Xen}) {
+		log.Warn("reload: changes outside the acl section are ignored until a restart")
+	}
+	d.acl.update(cfg.ACL)
+	d.tgt.Remap()
+	out := map[scsi.PortID]bool{}
+	for _, n := range d.tgt.Nexuses() {
+		ini := n.ID().Initiator
+		if !out[ini] && d.acl.denied(ini) {
+			out[ini] = true
+			log.Info("reload: access withdrawn, logging the initiator out", zap.String("initiator", fmt.Sprintf("%x", ini)))
+			d.srv.LogoutInitiator(ini)
+		}
+	}
+	entries, enforce := 0, false
+	if cfg.ACL != nil {
+		entries, enforce = len(cfg.ACL.Initiators), cfg.ACL.Enforce
+	}
+	log.Info("reloaded the acl", zap.Bool("acl", cfg.ACL != nil), zap.Bool("enforce", enforce), zap.Int("initiators", entries),
+		zap.Int("logged_out", len(out)))
 }
 
 // daemon is a running target: the SCSI target with its LUs, the SRP
@@ -118,6 +170,7 @@ type daemon struct {
 	xenSim    string
 
 	tgt       *scsi.Target
+	acl       *aclAccess
 	lus       []*scsi.LU // in configuration order
 	srv       *srp.Server
 	listeners []boundListener
@@ -131,7 +184,12 @@ type daemon struct {
 // whatever was opened is closed again.
 func (d *daemon) start(openExtra func(*scsi.Target) ([]boundListener, error)) error {
 	d.tgt = scsi.NewTarget(scsi.TargetConfig{Vendor: d.cfg.Target.Vendor})
-	ls, err := openTransports(d.cfg, d.tgt, d.log, d.xenSim)
+	// The acl section decides what each nexus sees (and who may log in)
+	// from the first login on; the Xen vscsiif rings combine it with
+	// their guests' LUN maps.
+	d.acl = newACLAccess(d.cfg.ACL)
+	d.tgt.SetAccess(d.acl.access)
+	ls, err := openTransports(d.cfg, d.tgt, d.log, d.xenSim, d.acl)
 	if err != nil {
 		return err
 	}
@@ -290,6 +348,7 @@ func (d *daemon) openLU(c *config.LU) (*scsi.LU, error) {
 		store.Close()
 		return nil, d.cfg.Errorf(c.Field(""), "LU %s: %w", c.Name, err)
 	}
+	d.acl.addLU(lu)
 	if err := d.tgt.AddLU(lu); err != nil {
 		lu.Close()
 		return nil, d.cfg.Errorf(c.Field(""), "LU %s: %w", c.Name, err)

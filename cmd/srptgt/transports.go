@@ -82,8 +82,9 @@ type boundListener struct {
 // not built in is an error naming it: serve never ignores a configured
 // transport.
 // xenSim, if set, runs the xen section on the simulated hypervisor at that
-// socket (serve --xen-sim).
-func openTransports(cfg *config.Config, tgt *scsi.Target, log *zap.Logger, xenSim string) ([]boundListener, error) {
+// socket (serve --xen-sim). acl is the access policy the Xen vscsiif rings
+// combine with their guests' LUN maps.
+func openTransports(cfg *config.Config, tgt *scsi.Target, log *zap.Logger, xenSim string, acl *aclAccess) ([]boundListener, error) {
 	var (
 		ls   []boundListener
 		errs config.Errors
@@ -97,13 +98,13 @@ func openTransports(cfg *config.Config, tgt *scsi.Target, log *zap.Logger, xenSi
 	}
 	if cfg.Xen != nil {
 		if xenSim == "" {
-			xl, err := openXenDev(cfg, tgt, log)
+			xl, err := openXenDev(cfg, tgt, log, acl)
 			if err != nil {
 				return closeAll(ls, err)
 			}
 			ls = append(ls, xl...)
 		} else {
-			xl, err := openXenSim(xenSim, cfg, tgt, log)
+			xl, err := openXenSim(xenSim, cfg, tgt, log, acl)
 			if err != nil {
 				return closeAll(ls, err)
 			}

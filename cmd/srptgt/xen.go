@@ -26,12 +26,12 @@ import (
 
 // openXenDev opens the Xen transports of the xen section on the real
 // hypervisor (dom0's /dev/xen devices and XenStore).
-func openXenDev(cfg *config.Config, tgt *scsi.Target, log *zap.Logger) ([]boundListener, error) {
+func openXenDev(cfg *config.Config, tgt *scsi.Target, log *zap.Logger, acl *aclAccess) ([]boundListener, error) {
 	hv, err := xendev.Open()
 	if err != nil {
 		return nil, cfg.Errorf("xen", "%v", err)
 	}
-	return openXenOn(hv, "dom0", cfg, tgt, log)
+	return openXenOn(hv, "dom0", cfg, tgt, log, acl)
 }
 
 // xenStoreOpener returns a XenStore connection: the simulator's with

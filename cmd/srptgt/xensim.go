@@ -173,12 +173,12 @@ func portIDFor(s string) [16]byte {
 
 // openXenSim opens the Xen transports of the xen section on the simulator
 // at path.
-func openXenSim(path string, cfg *config.Config, tgt *scsi.Target, log *zap.Logger) ([]boundListener, error) {
+func openXenSim(path string, cfg *config.Config, tgt *scsi.Target, log *zap.Logger, acl *aclAccess) ([]boundListener, error) {
 	hv, err := xensim.Dial(path)
 	if err != nil {
 		return nil, cfg.Errorf("xen", "--xen-sim %s: %v", path, err)
 	}
-	ls, err := openXenOn(hv, "xen-sim "+path, cfg, tgt, log)
+	ls, err := openXenOn(hv, "xen-sim "+path, cfg, tgt, log, acl)
 	if err != nil {
 		hv.Close()
 		return nil, err
@@ -203,7 +203,7 @@ func openXenSim(path string, cfg *config.Config, tgt *scsi.Target, log *zap.Logg
 // hypervisor or the simulator): the vscsiif backend, whose rings see the
 // LUNs their guest was given, and the native SRP ring, whose logins see
 // the target's LUs as every SRP initiator does.
-func openXenOn(hv xen.Hypervisor, label string, cfg *config.Config, tgt *scsi.Target, log *zap.Logger) ([]boundListener, error) {
+func openXenOn(hv xen.Hypervisor, label string, cfg *config.Config, tgt *scsi.Target, log *zap.Logger, acl *aclAccess) ([]boundListener, error) {
 	var guests []xen.Guest
 	var srpGuests []srpring.Guest
 	for _, g := range cfg.Xen.Guests {
@@ -223,7 +223,14 @@ func openXenOn(hv xen.Hypervisor, label string, cfg *config.Config, tgt *scsi.Ta
 		names[l.Name] = true
 	}
 	vport := tgt.AddPort(scsi.PortID(xenVSCSITargetPortID), "xen vscsiif")
-	acc := &xenAccess{tgt: tgt, vport: vport, maps: map[[16]byte][]xen.LUNMap{}}
+	acc := &xenAccess{tgt: tgt, vport: vport, maps: map[[16]byte][]xen.LUNMap{}, acl: acl}
+	if acl != nil {
+		// XenStore, to tell which guest a ring's initiator port ID is
+		// (acl entries name guests), kept for the daemon's life.
+		if st, err := hv.Store(); err == nil {
+			acc.store = st
+		}
+	}
 	// SRPTGT_XEN_MAP_THRESHOLD (bytes; experimental, for measurements):
 	// vscsiif transfers at least this large use grant map instead of copy.
 	mapThresh, _ := strconv.Atoi(os.Getenv("SRPTGT_XEN_MAP_THRESHOLD"))
@@ -257,11 +264,14 @@ func openXenOn(hv xen.Hypervisor, label string, cfg *config.Config, tgt *scsi.Ta
 
 // xenAccess is the target's access function once a vscsiif ring exists:
 // a ring's nexus sees the LUNs its guest was given, at the guest's
-// addresses; every other nexus sees every LU at its own LUN, as without
-// an access function.
+// addresses, as the acl section filters them; every other nexus is up to
+// the acl section (without one, every LU at its own LUN, as without an
+// access function).
 type xenAccess struct {
 	tgt       *scsi.Target
 	vport     *scsi.Port
+	acl       *aclAccess
+	store     xen.Store
 	mu        sync.Mutex
 	installed bool
 	maps      map[[16]byte][]xen.LUNMap
@@ -289,6 +299,9 @@ func (a *xenAccess) onMap(initiator [16]byte, luns []xen.LUNMap) {
 	install := !a.installed
 	a.installed = true
 	a.mu.Unlock()
+	if a.acl != nil && a.store != nil && luns != nil {
+		a.acl.learnXenDomains(a.store)
+	}
 	if install {
 		a.tgt.SetAccess(a.access)
 	}
@@ -299,6 +312,9 @@ func (a *xenAccess) access(id scsi.NexusID, port *scsi.Port) ([]scsi.Mapping, er
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if port != a.vport {
+		if a.acl != nil {
+			return a.acl.access(id, port)
+		}
 		return append([]scsi.Mapping(nil), a.all...), nil
 	}
 	var out []scsi.Mapping
@@ -306,6 +322,9 @@ func (a *xenAccess) access(id scsi.NexusID, port *scsi.Port) ([]scsi.Mapping, er
 		if lu := a.lus[m.LU]; lu != nil {
 			out = append(out, scsi.Mapping{LUN: m.LUN, LU: lu})
 		}
+	}
+	if a.acl != nil {
+		return a.acl.filterXen(id, out)
 	}
 	return out, nil
 }

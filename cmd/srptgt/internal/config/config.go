@@ -43,6 +43,9 @@ type Config struct {
 	// RDMA and Xen are nil when their section is absent.
 	RDMA *RDMA
 	Xen  *Xen
+	// ACL is nil when the acl section is absent: every initiator sees
+	// every LU.
+	ACL *ACL
 
 	// lines maps a field path to the line it was given on.
 	lines map[string]int

@@ -252,7 +252,7 @@ func TestParseErrors(t *testing.T) {
 		name: "not a mapping",
 		yaml: lines("- a", "- b"),
 		want: []string{
-			"config.yaml:1: a list is not allowed (a mapping with keys target, logging, luns, rdma, xen)",
+			"config.yaml:1: a list is not allowed (a mapping with keys target, logging, luns, rdma, xen, acl)",
 			"config.yaml:1: luns: required (a list of at least one LU)",
 		},
 	}, {
@@ -272,12 +272,12 @@ func TestParseErrors(t *testing.T) {
 			"<<: {x: 1}",
 		),
 		want: []string{
-			"config.yaml:1: targt: unknown key (allowed: target, logging, luns, rdma, xen)",
+			"config.yaml:1: targt: unknown key (allowed: target, logging, luns, rdma, xen, acl)",
 			"config.yaml:2: logging.colour: unknown key (allowed: level, format)",
 			"config.yaml:5: luns[0].name: given twice (first at line 4)",
 			"config.yaml:6: luns[0].sise: unknown key (allowed: name, lun, type, backstore, read_only, serial, wwn, vendor, product, revision)",
 			"config.yaml:7: luns[0].backstore.compress: unknown key (allowed: kind, path, size, block_size, create, direct, pattern, max_allocated)",
-			"config.yaml:8: merge keys (<<) are not supported (write the keys out: target, logging, luns, rdma, xen)",
+			"config.yaml:8: merge keys (<<) are not supported (write the keys out: target, logging, luns, rdma, xen, acl)",
 		},
 	}, {
 		name: "the brief's block size example",
@@ -686,7 +686,7 @@ func TestDocsExamples(t *testing.T) {
 		}
 	}
 	// Every key the parser allows is documented.
-	for _, keys := range [][]string{rootKeys, targetKeys, loggingKeys, luKeys, backstoreKeys, rdmaKeys, xenKeys, guestKeys} {
+	for _, keys := range [][]string{rootKeys, targetKeys, loggingKeys, luKeys, backstoreKeys, rdmaKeys, xenKeys, guestKeys, aclKeys, aclEntryKeys, aclLUNKeys} {
 		for _, k := range keys {
 			if !strings.Contains(string(doc), "`"+k+"`") && !strings.Contains(string(doc), "]."+k+"`") {
 				t.Errorf("key %s is not documented in docs/configuration.md", k)

@@ -18,7 +18,7 @@ import (
 
 // Allowed keys of each mapping, in the order error messages list them.
 var (
-	rootKeys      = []string{"target", "logging", "luns", "rdma", "xen"}
+	rootKeys      = []string{"target", "logging", "luns", "rdma", "xen", "acl"}
 	targetKeys    = []string{"vendor", "oui", "state_dir"}
 	loggingKeys   = []string{"level", "format"}
 	luKeys        = []string{"name", "lun", "type", "backstore", "read_only", "serial", "wwn", "vendor", "product", "revision"}
@@ -397,6 +397,9 @@ func (p *parser) config(root *yaml.Node) *Config {
 	}
 	if n, ok := top["xen"]; ok {
 		cfg.Xen = p.xen(n, p.lines["xen"], cfg.LUs)
+	}
+	if n, ok := top["acl"]; ok {
+		cfg.ACL = p.acl(n, cfg.LUs)
 	}
 	return cfg
 }
