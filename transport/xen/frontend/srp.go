@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
 	"sync"
 	"time"
@@ -24,6 +25,10 @@ type SRPConfig struct {
 	// offers); zero takes srpring's defaults.
 	PageOrder, SlotOrder uint
 }
+
+// PollSpins is how many times Recv yields and looks at the response ring
+// again before it sleeps on the event channel.
+var PollSpins = 64
 
 // SRPConn is the frontend end of an SRP ring: an initiator.Conn.
 type SRPConn struct {
@@ -330,6 +335,10 @@ func (c *SRPConn) PutRaw(slot []byte) {
 func (c *SRPConn) Recv() ([]byte, error) {
 	for {
 		n, err := c.cons.Pending()
+		for spin := 0; err == nil && n == 0 && spin < PollSpins; spin++ {
+			runtime.Gosched()
+			n, err = c.cons.Pending()
+		}
 		if err == nil && n == 0 {
 			n, err = c.cons.Arm()
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -344,6 +345,13 @@ func (f *VSCSI) responses() {
 			case f.slots[rsp.Rqid].res <- r:
 			default: // a second response: dropped
 			}
+		}
+		// Poll briefly before sleeping on the event channel (PollSpins).
+		for spin := 0; spin < PollSpins && f.fr.Responses() == 0; spin++ {
+			runtime.Gosched()
+		}
+		if f.fr.Responses() > 0 {
+			continue
 		}
 		if err := f.ev.Wait(); err != nil {
 			return

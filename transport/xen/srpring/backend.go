@@ -3,6 +3,7 @@ package srpring
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -116,6 +117,13 @@ func (c *Channel) next(timeout <-chan time.Time) error {
 			return srp.ErrClosed
 		}
 		n, err := c.cons.Pending()
+		// Poll briefly before arming the event and sleeping: a frontend
+		// that answers within microseconds is picked up without two
+		// wake-ups through the event channel.
+		for spin := 0; err == nil && n == 0 && spin < pollSpins; spin++ {
+			runtime.Gosched()
+			n, err = c.cons.Pending()
+		}
 		if err == nil && n == 0 {
 			n, err = c.cons.Arm()
 		}
@@ -140,6 +148,10 @@ func (c *Channel) next(timeout <-chan time.Time) error {
 }
 
 var errLoginTimeout = errors.New("srpring: no SRP_LOGIN_REQ from the frontend")
+
+// pollSpins is how many times the receiver yields and looks at the ring
+// again before it sleeps on the event channel.
+var pollSpins = 64
 
 // readLogin waits for the SRP_LOGIN_REQ that opens the channel.
 func (c *Channel) readLogin(timeout time.Duration) error {
