@@ -76,7 +76,9 @@ run_test() {
   wd=$!
   wait $pid; rc=$?
   hung=""
-  if [ -f /tmp/hung ]; then
+  # killed by the watchdog: USR1 seen, or SIGKILLed at the limit (the
+  # signal can arrive after wait returned)
+  if [ -f /tmp/hung ] || { [ $rc -ge 128 ] && [ $(( $(date +%s) - start )) -ge "$lim" ]; }; then
     hung=1
   else
     kill $wd 2>/dev/null
