@@ -231,12 +231,10 @@ func openXenOn(hv xen.Hypervisor, label string, cfg *config.Config, tgt *scsi.Ta
 			acc.store = st
 		}
 	}
-	// SRPTGT_XEN_MAP_THRESHOLD (bytes; experimental, for measurements):
-	// vscsiif transfers at least this large use grant map instead of copy.
-	mapThresh, _ := strconv.Atoi(os.Getenv("SRPTGT_XEN_MAP_THRESHOLD"))
+	// MapThreshold stays unset: the backend then reads
+	// SRPTGT_XEN_MAP_THRESHOLD (bytes; for measuring grant map against copy).
 	vl, err := xen.Listen(xen.Config{Hypervisor: hv, Logger: log.Named("xen"), TargetPortID: xenVSCSITargetPortID,
-		Guests: guests, HasLU: func(n string) bool { return names[n] }, OnMap: acc.onMap, MaxSegments: 256,
-		MapThreshold: mapThresh})
+		Guests: guests, HasLU: func(n string) bool { return names[n] }, OnMap: acc.onMap, MaxSegments: 256})
 	if err != nil {
 		return nil, cfg.Errorf("xen", "%s: %v", label, err)
 	}
