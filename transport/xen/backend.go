@@ -58,6 +58,10 @@ type Config struct {
 	// CloseTimeout bounds how long Shutdown waits for a frontend to close
 	// before detaching its ring anyway. Default 10 s.
 	CloseTimeout time.Duration
+	// ReattachDelay is how long a device left Closed by an earlier clean
+	// stop stays removed before it is written again, so that the guest
+	// unregisters the old device first. Default 3 s.
+	ReattachDelay time.Duration
 }
 
 // Guest is one guest's entry in the configuration: a domain name (or
@@ -150,6 +154,9 @@ func Listen(cfg Config) (*Listener, error) {
 	}
 	if cfg.CloseTimeout == 0 {
 		cfg.CloseTimeout = 10 * time.Second
+	}
+	if cfg.ReattachDelay == 0 {
+		cfg.ReattachDelay = 3 * time.Second
 	}
 	st, err := cfg.Hypervisor.Store()
 	if err != nil {
@@ -553,9 +560,23 @@ func (l *Listener) step(d *device) {
 		// Left Closed by a backend that stopped cleanly: the frontend
 		// will not come back by itself. Do the toolstack's part again.
 		d.reset = true
-		l.log.Info("re-attaching a device left closed", zap.String("device", d.be))
-		if err := resetDevice(l.st, l.cfg.BackendDom, d.key.dom, d.key.vhost); err != nil {
+		l.log.Info("re-attaching a device left closed: removing it now, writing it again shortly",
+			zap.String("device", d.be), zap.Duration("delay", l.cfg.ReattachDelay))
+		luns, err := removeForReset(l.st, l.cfg.BackendDom, d.key.dom, d.key.vhost)
+		if err != nil {
 			l.log.Warn("re-attaching failed", zap.String("device", d.be), zap.Error(err))
+		} else {
+			k := d.key
+			time.AfterFunc(l.cfg.ReattachDelay, func() {
+				l.post(func() {
+					if l.closing {
+						return
+					}
+					if err := createDevice(l.st, l.cfg.BackendDom, k.dom, k.vhost, luns); err != nil {
+						l.log.Warn("re-attaching failed", zap.Uint16("domain", uint16(k.dom)), zap.Int("vhost", k.vhost), zap.Error(err))
+					}
+				})
+			})
 		}
 		s = l.snapshot(d)
 	}

@@ -69,7 +69,7 @@ func newEnv(t testing.TB, mod func(*xen.Config)) *env {
 	e.port = e.tgt.AddPort(scsi.PortID(targetID), "xen")
 	e.srv = srp.NewServer(srp.Config{Target: e.tgt, Logger: e.log.Named("srp")})
 	e.cfg = xen.Config{
-		Logger: e.log.Named("xen"), TargetPortID: targetID, CloseTimeout: 3 * time.Second,
+		Logger: e.log.Named("xen"), TargetPortID: targetID, CloseTimeout: 3 * time.Second, ReattachDelay: 50 * time.Millisecond,
 		HasLU: func(n string) bool { return e.lus[n] != nil },
 		OnMap: func([16]byte, []xen.LUNMap) { e.tgt.Remap() },
 	}

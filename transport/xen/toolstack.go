@@ -174,15 +174,18 @@ func devNum(name string) int {
 	return n
 }
 
-// resetDevice recreates a device that a clean backend stop left Closed:
-// the frontend directory is removed (the guest unregisters its device)
-// and both directories are written again with the LUNs that were not
-// removed, so the guest probes a new device.
-func resetDevice(st Store, self, dom DomID, vhost int) error {
+// removeForReset removes a device that a clean backend stop left Closed,
+// frontend directory first (the guest unregisters its device), and
+// returns the LUN entries to write again (those not removed). The caller
+// writes the device again with createDevice after the guest had time to
+// unregister the old one: Linux's xenbus probes a device directory only
+// if it has no device for it, so a directory removed and re-created
+// before the guest noticed is never probed again.
+func removeForReset(st Store, self, dom DomID, vhost int) ([]LUNSpec, error) {
 	be := bePath(self, dom, vhost)
 	var luns []LUNSpec
 	for _, e := range readDevs(st, be) {
-		if e.State == xenbus.Closing || e.State == xenbus.Closed && e.PDev == "" {
+		if e.State == xenbus.Closing || e.State == xenbus.Closed {
 			continue
 		}
 		a, err := ParseAddr(e.VDev)
@@ -192,12 +195,9 @@ func resetDevice(st Store, self, dom DomID, vhost int) error {
 		luns = append(luns, LUNSpec{LU: e.PDev, Addr: a})
 	}
 	if err := st.Remove(xenstore.None, fePath(dom, vhost)); err != nil {
-		return err
+		return nil, err
 	}
-	if err := st.Remove(xenstore.None, be); err != nil {
-		return err
-	}
-	return createDevice(st, self, dom, vhost, luns)
+	return luns, st.Remove(xenstore.None, be)
 }
 
 // AttachRequest is `srptgt xen attach`: give a guest a LUN.

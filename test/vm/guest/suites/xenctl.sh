@@ -72,12 +72,24 @@ t_hotplug() {
   detail "LUN 1 hot-removed and hot-added (as $1) during fio --verify on LUN 0: verified"
 }
 
+# io_started DISK SECONDS: wait until the disk's completed I/O count moves
+io_started() {
+  d=${1#/dev/}; a=$(awk -v d=$d '$3==d{print $4+$8}' /proc/diskstats); i=0
+  while [ $i -lt $(($2 * 2)) ]; do
+    sleep 0.5; i=$((i+1))
+    b=$(awk -v d=$d '$3==d{print $4+$8}' /proc/diskstats)
+    [ -n "$b" ] && [ "$b" != "$a" ] && return 0
+  done
+  return 1
+}
+
 t_sigterm() {
   na_unless_srptgt
   fio --name=bg --filename="$DISK0" --direct=1 --ioengine=libaio --rw=randrw --bs=4k --iodepth=16 \
       --size=16m --time_based --runtime=120 >/tmp/fio_st 2>&1 &
   fp=$!
-  sleep 4
+  io_started "$DISK0" 60 || { kill $fp; cat /tmp/fio_st; fail "fio did not start I/O"; }
+  sleep 2
   xenctl stop
   wait_dev 0 0 absent 90 || { kill $fp; fail "disks still present 90s after SIGTERM"; }
   echo "disks gone: $(ls /sys/class/scsi_device 2>/dev/null)"
@@ -85,7 +97,8 @@ t_sigterm() {
   tail -8 /tmp/fio_st
   dmesg | tail -30
   xenctl start
-  rewrite_devs || fail "the guest's disks did not come back after serve started again"
+  rewrite_devs || { ls -l /sys/class/scsi_host /sys/class/scsi_device; dmesg | tail -30; fail "the guest's disks did not come back after serve started again"; }
+  dmesg | tail -12
   . /tmp/devs.env
   fio --name=after --filename="$DISK0" --direct=1 --ioengine=libaio --rw=randwrite --bs=4k --iodepth=16 \
       --size=8m --verify=crc32c --do_verify=1 --verify_fatal=1 >/tmp/fio_after 2>&1 || { cat /tmp/fio_after; fail "fio verify after the restart failed"; }
