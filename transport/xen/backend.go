@@ -99,10 +99,13 @@ type Listener struct {
 	stopped chan struct{}
 
 	// loop-owned
-	devs     map[devKey]*device
-	closing  bool
-	rings    sync.WaitGroup
-	shutDone chan struct{}
+	devs    map[devKey]*device
+	closing bool
+	// reattaching: devices removed for a re-attach, written again after
+	// ReattachDelay (autoAttach leaves them alone meanwhile)
+	reattaching map[devKey]bool
+	rings       sync.WaitGroup
+	shutDone    chan struct{}
 
 	mmu  sync.Mutex
 	maps map[[16]byte][]LUNMap
@@ -163,17 +166,18 @@ func Listen(cfg Config) (*Listener, error) {
 		return nil, fmt.Errorf("xen: connecting to XenStore: %w", err)
 	}
 	l := &Listener{
-		cfg:      cfg,
-		log:      cfg.Logger,
-		st:       st,
-		root:     fmt.Sprintf("/local/domain/%d/backend/vscsi", cfg.BackendDom),
-		accept:   make(chan *ring, 256),
-		closed:   make(chan struct{}),
-		wake:     make(chan struct{}, 1),
-		stopped:  make(chan struct{}),
-		devs:     map[devKey]*device{},
-		shutDone: make(chan struct{}),
-		maps:     map[[16]byte][]LUNMap{},
+		cfg:         cfg,
+		log:         cfg.Logger,
+		st:          st,
+		root:        fmt.Sprintf("/local/domain/%d/backend/vscsi", cfg.BackendDom),
+		accept:      make(chan *ring, 256),
+		closed:      make(chan struct{}),
+		wake:        make(chan struct{}, 1),
+		stopped:     make(chan struct{}),
+		devs:        map[devKey]*device{},
+		reattaching: map[devKey]bool{},
+		shutDone:    make(chan struct{}),
+		maps:        map[[16]byte][]LUNMap{},
 	}
 	for _, w := range [][2]string{{l.root, "be"}, {xenstore.IntroduceDomain, "intro"}, {xenstore.ReleaseDomain, "release"}} {
 		if err := st.Watch(w[0], w[1]); err != nil {
@@ -567,8 +571,10 @@ func (l *Listener) step(d *device) {
 			l.log.Warn("re-attaching failed", zap.String("device", d.be), zap.Error(err))
 		} else {
 			k := d.key
+			l.reattaching[k] = true
 			time.AfterFunc(l.cfg.ReattachDelay, func() {
 				l.post(func() {
+					delete(l.reattaching, k)
 					if l.closing {
 						return
 					}
@@ -645,12 +651,18 @@ func (l *Listener) apply(d *device, acts []xenbus.Action) {
 				d.ring.Released()
 			}
 		case xenbus.AddLUN:
+			l.log.Info("LUN added", zap.String("device", d.be), zap.String("entry", a.Dev.Name),
+				zap.String("lu", a.Dev.PDev), zap.String("vdev", a.Dev.VDev))
 			if a2, err := ParseAddr(a.Dev.VDev); err == nil {
 				n, _ := a2.SAMLUN()
 				d.luns[a.Dev.Name] = LUNMap{LUN: n, LU: a.Dev.PDev, Addr: a2}
 				mapChanged = true
 			}
 		case xenbus.RemoveLUN:
+			if d.ring != nil {
+				l.log.Info("LUN removed", zap.String("device", d.be), zap.String("entry", a.Dev.Name),
+					zap.String("lu", a.Dev.PDev), zap.String("vdev", a.Dev.VDev))
+			}
 			delete(d.luns, a.Dev.Name)
 			mapChanged = true
 		}

@@ -410,6 +410,9 @@ func (l *Listener) autoAttach() {
 			}
 		}
 		for vhost, luns := range byVhost {
+			if l.reattaching[devKey{dm.ID, vhost}] {
+				continue
+			}
 			be := bePath(l.cfg.BackendDom, dm.ID, vhost)
 			if _, err := l.st.Read(xenstore.None, be+"/frontend"); err == nil {
 				continue

@@ -335,6 +335,12 @@ func (m *Machine) Step(s Snapshot) []Action {
 			// the frontend to answer it)
 			acts = m.set(acts, Connected)
 		}
+		if m.state == Connected && m.pendingHotplug(s) {
+			// An entry added or removed while a reconfiguration was
+			// still running (the toolstack saw no Connected state to
+			// move to Reconfiguring): start one now.
+			acts = m.set(acts, Reconfiguring)
+		}
 	case Closing:
 		if m.connected {
 			acts = m.disconnect(acts)
@@ -417,6 +423,20 @@ func (m *Machine) hotplug(acts []Action, s Snapshot, p pass) []Action {
 		}
 	}
 	return acts
+}
+
+// pendingHotplug reports LUN entries waiting for a reconfiguration: new
+// ones (Initialising) and active ones marked for removal (Closing).
+func (m *Machine) pendingHotplug(s Snapshot) bool {
+	for _, d := range s.Devs {
+		if d.State == Initialising {
+			return true
+		}
+		if _, ok := m.luns[d.Name]; ok && d.State == Closing {
+			return true
+		}
+	}
+	return false
 }
 
 // Abandon gives up on a frontend that did not close in time (a paused or
