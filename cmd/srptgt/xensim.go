@@ -223,14 +223,7 @@ func openXenOn(hv xen.Hypervisor, label string, cfg *config.Config, tgt *scsi.Ta
 		names[l.Name] = true
 	}
 	vport := tgt.AddPort(scsi.PortID(xenVSCSITargetPortID), "xen vscsiif")
-	acc := &xenAccess{tgt: tgt, vport: vport, maps: map[[16]byte][]xen.LUNMap{}, acl: acl}
-	if acl != nil {
-		// XenStore, to tell which guest a ring's initiator port ID is
-		// (acl entries name guests), kept for the daemon's life.
-		if st, err := hv.Store(); err == nil {
-			acc.store = st
-		}
-	}
+	acc := &xenAccess{tgt: tgt, vport: vport, maps: map[[16]byte][]xen.LUNMap{}, acl: acl, hv: hv}
 	// MapThreshold stays unset: the backend then reads
 	// SRPTGT_XEN_MAP_THRESHOLD (bytes; for measuring grant map against copy).
 	vl, err := xen.Listen(xen.Config{Hypervisor: hv, Logger: log.Named("xen"), TargetPortID: xenVSCSITargetPortID,
@@ -269,7 +262,7 @@ type xenAccess struct {
 	tgt       *scsi.Target
 	vport     *scsi.Port
 	acl       *aclAccess
-	store     xen.Store
+	hv        xen.Hypervisor
 	mu        sync.Mutex
 	installed bool
 	maps      map[[16]byte][]xen.LUNMap
@@ -297,8 +290,13 @@ func (a *xenAccess) onMap(initiator [16]byte, luns []xen.LUNMap) {
 	install := !a.installed
 	a.installed = true
 	a.mu.Unlock()
-	if a.acl != nil && a.store != nil && luns != nil {
-		a.acl.learnXenDomains(a.store)
+	if a.acl != nil && luns != nil {
+		// Which guest a ring's initiator port ID is (acl entries name
+		// guests): from XenStore, on a connection of its own.
+		if st, err := a.hv.Store(); err == nil {
+			a.acl.learnXenDomains(st)
+			st.Close()
+		}
 	}
 	if install {
 		a.tgt.SetAccess(a.access)
