@@ -753,27 +753,50 @@ func (c Config) boot(ctx context.Context, rr *RunResult, args []string, specs []
 		reason += " (console: " + fatal + ")"
 	}
 	mu.Unlock()
-	// every expected test gets a result
-	for _, s := range specs {
-		id := s.Suite + "/" + s.Name
-		if _, ok := got[id]; !ok {
-			got[id] = len(rr.Results)
-			rr.Results = append(rr.Results, Result{Suite: s.Suite, Name: s.Name, Status: Fail,
-				Detail: "no result: " + reason, Log: logs[id]})
+	// every expected test gets a result; the first one missing (in the
+	// guest's run order) is the one that was running when the VM ended
+	order := RunOrder(rr.Profile, suitesOf(specs))
+	first := true
+	for _, suite := range order {
+		for _, s := range specs {
+			if s.Suite != suite {
+				continue
+			}
+			id := s.Suite + "/" + s.Name
+			if _, ok := got[id]; !ok {
+				d := "no result: " + reason
+				if first && len(got) > 0 {
+					d = "no result (running when the VM ended): " + reason
+				}
+				first = false
+				got[id] = len(rr.Results)
+				rr.Results = append(rr.Results, Result{Suite: s.Suite, Name: s.Name, Status: Fail,
+					Detail: d, Log: logs[id]})
+			}
 		}
 	}
 	// keep the suite order
-	order := map[string]int{}
+	pos := map[string]int{}
 	for i, s := range specs {
-		order[s.Suite+"/"+s.Name] = i
+		pos[s.Suite+"/"+s.Name] = i
 	}
 	sort.SliceStable(rr.Results, func(i, j int) bool {
-		return order[rr.Results[i].ID()] < order[rr.Results[j].ID()]
+		return pos[rr.Results[i].ID()] < pos[rr.Results[j].ID()]
 	})
 	if !done {
 		return fmt.Errorf("%s/%s: %s (console log %s)", rr.Profile, rr.Target, reason, rr.LogPath)
 	}
 	return nil
+}
+
+func suitesOf(specs []TestSpec) []string {
+	var out []string
+	for _, s := range specs {
+		if len(out) == 0 || out[len(out)-1] != s.Suite {
+			out = append(out, s.Suite)
+		}
+	}
+	return out
 }
 
 func shellQuote(args []string) string {
