@@ -59,6 +59,18 @@ type Releaser interface {
 	Released()
 }
 
+// Dropper is implemented by a channel whose wire needs an answer to every
+// request. On the vscsiif ring the guest frees a request slot only when
+// that request is answered, so a command the session ends without a
+// response (aborted by a task management function or by I_T nexus loss,
+// SAM-5 5.6) would leak the slot. The session calls Dropped with the
+// command's tag after the tag is free again; the channel answers the
+// request in its own way (vscsiif: host byte DID_RESET, which Linux
+// retries). SRP initiators need no such answer.
+type Dropper interface {
+	Dropped(tag uint64)
+}
+
 // Limits describes a channel.
 type Limits struct {
 	// MaxITIU is the largest IU the channel can receive from the

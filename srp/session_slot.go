@@ -335,6 +335,9 @@ func (sl *slot) reply(tag uint64, status scsi.Status, se *scsi.SenseError) {
 // closed): its credit waits in owed.
 func (sl *slot) end() {
 	sl.c.nx.dropTag(sl.cmd.Tag, sl)
+	if d, ok := sl.c.ch.(Dropper); ok {
+		d.Dropped(sl.cmd.Tag)
+	}
 	sl.release(false)
 }
 
