@@ -365,8 +365,10 @@ func (p *prState) commit(next prData) error {
 
 // prApply performs a service action's effects: unit attentions for the
 // other I_T nexuses the registrations cover, then the aborts of PREEMPT
-// AND ABORT (SPC-4 5.12.11.2.6: with TAS 0 the aborted commands get no
-// status), returning once no aborted command moves data any more.
+// AND ABORT (SPC-4 5.12.11.2.6), returning once no aborted command moves
+// data any more. With TAS 0 (the control mode page) the aborted commands
+// get no status, and an I_T nexus that lost commands gets COMMANDS CLEARED
+// BY ANOTHER INITIATOR (SAM-5 5.6), as for CLEAR TASK SET.
 func (lu *LU) prApply(self *Nexus, e prEffects) {
 	if len(e.ua) > 0 {
 		lu.mu.Lock()
@@ -384,6 +386,7 @@ func (lu *LU) prApply(self *Nexus, e prEffects) {
 		lu.mu.Unlock()
 	}
 	if len(e.abort) > 0 {
+		hit := map[*Nexus]bool{}
 		n := lu.tasks.abort(func(c *Command) bool {
 			id := c.nexus.id
 			if id == self.id {
@@ -391,6 +394,7 @@ func (lu *LU) prApply(self *Nexus, e prEffects) {
 			}
 			for i := range e.abort {
 				if e.abort[i].covers(id) {
+					hit[c.nexus] = true
 					return true
 				}
 			}
@@ -398,6 +402,13 @@ func (lu *LU) prApply(self *Nexus, e prEffects) {
 		})
 		if n > 0 {
 			lu.tasks.waitAborted()
+			lu.mu.Lock()
+			for x := range lu.itls {
+				if hit[x.nexus] {
+					x.ua.add(ASCCommandsClearedByAnother)
+				}
+			}
+			lu.mu.Unlock()
 		}
 	}
 }
