@@ -162,6 +162,19 @@ func dialRDMA(ctx context.Context, o *rdmaBench, bs, iodepth int) (scsitest.Init
 			return nil, "", nil, fmt.Errorf("--src: %w", err)
 		}
 	}
+	var cfg initiator.Config
+	if o.portID != "" {
+		if cfg.TargetPortID, err = rdma.ParsePortID(o.portID); err != nil {
+			return nil, "", nil, fmt.Errorf("--port-id: %w", err)
+		}
+	} else if !isLocal(dst.Addr()) {
+		return nil, "", nil, fmt.Errorf("%v is not a local address: give the target's --port-id", dst.Addr())
+	}
+	if o.initiatorID != "" {
+		if cfg.InitiatorPortID, err = rdma.ParsePortID(o.initiatorID); err != nil {
+			return nil, "", nil, fmt.Errorf("--initiator-id: %w", err)
+		}
+	}
 	// room for the rings and two registered buffers per command in flight
 	arena := max(64<<20, 1<<bitsFor(4*iodepth*bs+16<<20))
 	tr, err := rdma.New(rdma.Config{ArenaSize: arena, Polling: o.poll})
@@ -175,28 +188,13 @@ func dialRDMA(ctx context.Context, o *rdmaBench, bs, iodepth int) (scsitest.Init
 		tr.Close()
 		return nil, "", nil, err
 	}
+	// The local port's GUID: the target's when it is on this machine (as
+	// srptgt and LIO derive their port IDs), and ib_srp's initiator ID.
 	guid := conn.PortGUID()
-	var cfg initiator.Config
-	if o.portID != "" {
-		if cfg.TargetPortID, err = rdma.ParsePortID(o.portID); err != nil {
-			conn.Close()
-			tr.Close()
-			return nil, "", nil, err
-		}
-	} else if isLocal(dst.Addr()) {
+	if o.portID == "" {
 		cfg.TargetPortID = rdma.PortIDFromGUID(guid)
-	} else {
-		conn.Close()
-		tr.Close()
-		return nil, "", nil, fmt.Errorf("%v is not a local address: give the target's --port-id", dst.Addr())
 	}
-	if o.initiatorID != "" {
-		if cfg.InitiatorPortID, err = rdma.ParsePortID(o.initiatorID); err != nil {
-			conn.Close()
-			tr.Close()
-			return nil, "", nil, fmt.Errorf("--initiator-id: %w", err)
-		}
-	} else {
+	if o.initiatorID == "" {
 		cfg.InitiatorPortID = rdma.MakePortID(0xb1, guid)
 	}
 	cfg.ImmData = true

@@ -85,12 +85,12 @@ func (t *Transport) Dial(ctx context.Context, cfg DialConfig) (*Conn, error) {
 	cfg.defaults()
 	ec, err := t.prov.NewEventChannel()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("rdma: connecting to %v: %w", cfg.Dst, err)
 	}
 	id, err := ec.CreateID()
 	if err != nil {
 		ec.Close()
-		return nil, err
+		return nil, fmt.Errorf("rdma: connecting to %v: %w", cfg.Dst, err)
 	}
 	c := &Conn{t: t, cfg: cfg, log: t.log.With(zap.Stringer("target", cfg.Dst)), ec: ec, id: id,
 		evs: make(chan provider.Event, 16), regs: make(map[uint64]registration), evDone: make(chan struct{})}
