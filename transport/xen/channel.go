@@ -69,7 +69,17 @@ type ring struct {
 var (
 	_ srp.Channel  = (*ring)(nil)
 	_ srp.Releaser = (*ring)(nil)
+	_ srp.Dropper  = (*ring)(nil)
 )
+
+// Dropped answers a command the session ended without a response (a
+// LOGICAL UNIT RESET or ABORT TASK aborted it): the guest frees the
+// request's slot only on an answer. DID_RESET: Linux retries the command
+// (one a reset caught in flight), or ignores the answer of one its error
+// handler already completed (an aborted timeout).
+func (r *ring) Dropped(tag uint64) {
+	r.answer(uint16(tag), vscsiif.Rslt(vscsiif.HostReset, 0), nil, 0)
+}
 
 func (r *ring) LoginRequest() *srp.LoginReq { return &r.login }
 

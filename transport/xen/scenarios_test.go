@@ -453,3 +453,63 @@ func TestGrantCopyEAgainRetried(t *testing.T) {
 		t.Fatal("no copy saw GNTST_eagain")
 	}
 }
+
+// A LOGICAL UNIT RESET (VSCSIIF_ACT_SCSI_RESET) while 16 commands are in
+// flight: every request gets an answer (the ones the reset aborted with
+// DID_RESET), so the guest's request slots are not leaked and I/O goes
+// on.
+func TestResetDuringIOAnswersEverything(t *testing.T) {
+	e := newEnv(t, func(c *xen.Config) {
+		c.Guests = []xen.Guest{{Domain: "g1", LUNs: []xen.LUNSpec{spec(t, "disk0, 0:0:0:0")}}}
+	})
+	f := e.front(e.guest("g1"), 0)
+	defer f.Close()
+	clearUA(t, f, 0)
+	var wg sync.WaitGroup
+	var done, reset, other atomic.Int32
+	stop := make(chan struct{})
+	for i := 0; i < 15; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			rnd := rand.New(rand.NewSource(int64(i)))
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				err := rw(ctxT(t, 10*time.Second), f, 0, uint32(i*512), 64, rnd)
+				switch {
+				case err == nil:
+					done.Add(1)
+				case strings.Contains(err.Error(), "host byte 8"):
+					reset.Add(1)
+				case strings.Contains(err.Error(), "status 0x02"):
+					other.Add(1) // the reset's unit attention
+				default:
+					t.Errorf("I/O around the reset: %v", err)
+					return
+				}
+			}
+		}(i)
+	}
+	time.Sleep(50 * time.Millisecond)
+	for i := 0; i < 3; i++ {
+		rslt, err := f.TMF(ctxT(t, 10*time.Second), vscsiif.ActSCSIReset, scsi.EncodeLUN(0), 0)
+		if err != nil || rslt != vscsiif.RsltResetSuccess {
+			t.Fatalf("reset: %#x %v", rslt, err)
+		}
+		time.Sleep(30 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	t.Logf("%d verified cycles, %d commands answered DID_RESET, %d unit attentions", done.Load(), reset.Load(), other.Load())
+	f.mu.Lock()
+	free := len(f.free)
+	f.mu.Unlock()
+	if free != vscsiif.RingSize {
+		t.Fatalf("%d of %d request slots free after the I/O stopped", free, vscsiif.RingSize)
+	}
+}
