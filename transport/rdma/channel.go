@@ -3,7 +3,6 @@ package rdma
 import (
 	"errors"
 	"fmt"
-	"sync/atomic"
 
 	"go.uber.org/zap"
 
@@ -22,7 +21,6 @@ type Channel struct {
 	credits int
 	respRes uint8
 	depth   uint8
-	est     atomic.Bool
 }
 
 var _ transport.Channel = (*Channel)(nil)
@@ -149,8 +147,6 @@ func (ch *Channel) CloseReason() error { return ch.e.closeReason() }
 // onEvent handles an RDMA CM event for the channel's identifier.
 func (ch *Channel) onEvent(ev provider.Event) {
 	switch ev.Type {
-	case provider.EventEstablished:
-		ch.est.Store(true)
 	case provider.EventDisconnected:
 		ch.log.Info("initiator disconnected")
 		ch.e.close(ErrDisconnected)
