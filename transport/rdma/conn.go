@@ -67,6 +67,9 @@ type Conn struct {
 
 	mu   sync.Mutex
 	regs map[uint64]registration
+	// loggedIn: a receiving goroutine owns the receive side from now on
+	// (it lets go when Recv reports the close).
+	loggedIn bool
 
 	evDone chan struct{}
 }
@@ -223,6 +226,9 @@ func (c *Conn) Login(ctx context.Context, req *srp.LoginReq) (*srp.LoginRsp, *sr
 				c.Close()
 				return nil, nil, fmt.Errorf("rdma: target sends IUs up to %d bytes, receive buffers hold %d", rsp.MaxTIIULen, c.cfg.RecvSize)
 			}
+			c.mu.Lock()
+			c.loggedIn = true
+			c.mu.Unlock()
 			return &rsp, nil, nil
 		case provider.EventRejected:
 			pd := ev.Param.PrivateData
@@ -296,11 +302,17 @@ func (c *Conn) Unregister(d srp.MemDesc) {
 // MaxIU is the largest IU sent to the target.
 func (c *Conn) MaxIU() int { return c.cfg.MaxITIU }
 
-// Close disconnects and waits for the teardown. The caller's receiving
-// goroutine must not be using a received IU any more.
+// Close disconnects and waits for the teardown. After a login, the
+// receiving goroutine releases the receive buffers when its Recv reports
+// the close.
 func (c *Conn) Close() error {
 	c.e.close(errors.New("rdma: initiator closed the connection"))
-	c.e.releaseRecvSide()
+	c.mu.Lock()
+	loggedIn := c.loggedIn
+	c.mu.Unlock()
+	if !loggedIn {
+		c.e.releaseRecvSide()
+	}
 	<-c.e.stopped
 	<-c.evDone
 	c.mu.Lock()

@@ -293,8 +293,7 @@ func (e *endpoint) recv() ([]byte, error) {
 	}
 	select {
 	case <-e.done:
-		e.releaseRecvSide()
-		return nil, srp.ErrClosed
+		return e.recvClosed()
 	default:
 	}
 	select {
@@ -306,8 +305,7 @@ func (e *endpoint) recv() ([]byte, error) {
 		select {
 		case r = <-e.recvq:
 		case <-e.done:
-			e.releaseRecvSide()
-			return nil, srp.ErrClosed
+			return e.recvClosed()
 		}
 	}
 got:
@@ -316,6 +314,23 @@ got:
 	}
 	e.held = r.idx
 	return e.rbuf(r.idx)[:r.n], nil
+}
+
+// recvClosed ends recv on a closed endpoint. With drainRecv it first lets
+// the teardown poll what arrived before the close (a completion still in
+// the completion queue when the disconnect came) and delivers that.
+func (e *endpoint) recvClosed() ([]byte, error) {
+	if e.cfg.drainRecv {
+		<-e.stopped
+		select {
+		case r := <-e.recvq:
+			e.held = r.idx
+			return e.rbuf(r.idx)[:r.n], nil
+		default:
+		}
+	}
+	e.releaseRecvSide()
+	return nil, srp.ErrClosed
 }
 
 // releaseRecvSide says the receiving side will not look at a receive
