@@ -778,7 +778,6 @@ func (l *Listener) ringFault(d *device, r *ring, err error) {
 
 // ringGone: the ring's grants are unmapped.
 func (l *Listener) ringGone(d *device, r *ring) {
-	defer l.rings.Done()
 	if d.ring == r {
 		d.ring = nil
 		clear(d.luns)

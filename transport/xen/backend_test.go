@@ -40,6 +40,8 @@ type env struct {
 	log  *zap.Logger
 	wg   sync.WaitGroup
 	cfg  xen.Config
+	// crash wraps hv: crash() cuts the backend's XenStore connections
+	crash *crashHV
 }
 
 func newEnv(t testing.TB, mod func(*xen.Config)) *env {
@@ -96,7 +98,8 @@ func (e *env) start() {
 		e.t.Fatal(err)
 	}
 	cfg := e.cfg
-	cfg.Hypervisor = e.hv
+	e.crash = &crashHV{Hypervisor: e.hv}
+	cfg.Hypervisor = e.crash
 	e.l, err = xen.Listen(cfg)
 	if err != nil {
 		e.t.Fatal(err)

@@ -567,4 +567,7 @@ func (r *ring) teardown() {
 	r.grants.Close()
 	close(r.gone)
 	r.l.post(func() { r.l.ringGone(r.dev, r) })
+	// not in ringGone: the backend's loop may already have ended (its
+	// XenStore connection lost), and Shutdown waits for every ring
+	r.l.rings.Done()
 }

@@ -513,3 +513,87 @@ func TestResetDuringIOAnswersEverything(t *testing.T) {
 		t.Fatalf("%d of %d request slots free after the I/O stopped", free, vscsiif.RingSize)
 	}
 }
+
+// A backend that dies without closing anything (SIGKILL: its XenStore
+// connection, grant handles and event channels go with it) leaves the
+// frontend Connected; a new backend resumes the live ring at rsp_prod,
+// and the guest's I/O goes on on the same disks.
+func TestCrashedBackendResumes(t *testing.T) {
+	e := newEnv(t, func(c *xen.Config) {
+		c.Guests = []xen.Guest{{Domain: "g1", LUNs: []xen.LUNSpec{spec(t, "disk0, 0:0:0:0")}}}
+	})
+	f := e.front(e.guest("g1"), 0)
+	defer f.Close()
+	clearUA(t, f, 0)
+	rnd := rand.New(rand.NewSource(4))
+	if err := rw(ctxT(t, 5*time.Second), f, 0, 0, 8, rnd); err != nil {
+		t.Fatal(err)
+	}
+	// the crash: every dom0 connection vanishes at once (the XenStore
+	// connection first, so nothing the dying backend does reaches it)
+	e.crash.crash()
+	e.hv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	e.l.Shutdown(ctx)
+	cancel()
+	st := e.store()
+	if s, _ := st.Read(0, "/local/domain/1/device/vscsi/0/state"); s != "4" {
+		t.Fatalf("frontend state %q after the backend crashed, want 4", s)
+	}
+	// a request the dead backend never saw
+	type res struct {
+		r   *scsitest.Response
+		err error
+	}
+	pending := make(chan res, 1)
+	go func() {
+		r, err := f.Do(ctxT(t, 10*time.Second), &scsitest.Request{LUN: scsi.EncodeLUN(0), CDB: scsitest.RW10(0x28, 0, 0, 8), InLen: 4096})
+		pending <- res{r, err}
+	}()
+	time.Sleep(50 * time.Millisecond)
+	e.start()
+	p := <-pending
+	if p.err != nil {
+		t.Fatalf("request queued across the crash: %v", p.err)
+	}
+	found := false
+	for _, l := range e.logs.All() {
+		if l.Message == "ring attached" && l.ContextMap()["resume"] == true {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatal("the new backend did not resume the ring")
+	}
+	for i := 0; i < 5; i++ {
+		if err := rw(ctxT(t, 5*time.Second), f, 0, uint32(64+i*8), 8, rnd); err != nil && !strings.Contains(err.Error(), "status 0x02") {
+			t.Fatalf("I/O after the resume: %v", err)
+		}
+	}
+}
+
+// crashHV records the XenStore connections it hands out, so a test can cut
+// them as a dying process would.
+type crashHV struct {
+	xen.Hypervisor
+	mu     sync.Mutex
+	stores []xen.Store
+}
+
+func (h *crashHV) Store() (xen.Store, error) {
+	st, err := h.Hypervisor.Store()
+	if err == nil {
+		h.mu.Lock()
+		h.stores = append(h.stores, st)
+		h.mu.Unlock()
+	}
+	return st, err
+}
+
+func (h *crashHV) crash() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, st := range h.stores {
+		st.Close()
+	}
+}
