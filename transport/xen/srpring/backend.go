@@ -113,7 +113,9 @@ func (c *Channel) notify() {
 // returns srp.ErrClosed once the channel is closed.
 func (c *Channel) next(timeout <-chan time.Time) error {
 	for {
-		if c.closed.Load() {
+		// The ring stays mapped while this receiver is counted in
+		// inflight: Close's teardown unmaps it only after.
+		if !c.enter() {
 			return srp.ErrClosed
 		}
 		n, err := c.cons.Pending()
@@ -128,6 +130,7 @@ func (c *Channel) next(timeout <-chan time.Time) error {
 			n, err = c.cons.Arm()
 		}
 		if err != nil {
+			c.leave()
 			c.fault(err)
 			return srp.ErrClosed
 		}
@@ -136,8 +139,10 @@ func (c *Channel) next(timeout <-chan time.Time) error {
 			if c.cons.Publish() {
 				c.notify()
 			}
+			c.leave()
 			return nil
 		}
+		c.leave()
 		select {
 		case <-c.reqReady:
 		case <-c.done:
@@ -177,7 +182,8 @@ func (c *Channel) LoginRequest() *srp.LoginReq { return &c.login }
 // Limits: one IU per slot; credits are the request slots.
 func (c *Channel) Limits() srp.Limits {
 	m := c.geo.MaxIU()
-	return srp.Limits{MaxITIU: m, MaxTIIU: m, Credits: c.geo.Slots(), ImmData: m > srp.LinuxImmDataOffset+512}
+	// SyncData: data-out is a grant copy, not a wait on the guest.
+	return srp.Limits{MaxITIU: m, MaxTIIU: m, Credits: c.geo.Slots(), ImmData: m > srp.LinuxImmDataOffset+512, SyncData: true}
 }
 
 // Accept answers the login.
