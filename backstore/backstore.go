@@ -64,6 +64,11 @@ type Caps struct {
 	Unmap bool
 	// UnmapZeroes is set when unmapped ranges read back as zeros.
 	UnmapZeroes bool
+	// Immediate is set when every operation completes from memory without
+	// waiting on a device (memory, null): the SCSI path may run such I/O on
+	// a transport's receive goroutine instead of handing it off. A wrapper
+	// that can block (throttling, test gates) must clear it.
+	Immediate bool
 	// Volatile is set when acknowledged writes can be lost without Flush
 	// (a write-back cache: file page cache). Memory and null stores are not
 	// volatile in this sense: they have no more durable state to reach.

@@ -233,7 +233,7 @@ func (s *memStore) zero(op string, off, n int64) error {
 }
 
 func (s *memStore) Caps() Caps {
-	return Caps{ReadOnly: s.readOnly, Thin: true, Unmap: true, UnmapZeroes: true}
+	return Caps{ReadOnly: s.readOnly, Thin: true, Unmap: true, UnmapZeroes: true, Immediate: true}
 }
 
 // Close frees the data. Operations after Close fail with ErrClosed.

@@ -37,7 +37,7 @@ func TestMemoryReadOnlyConformance(t *testing.T) {
 
 func TestMemoryCaps(t *testing.T) {
 	s := openMemory(t, backstore.Spec{Size: 1 << 20})
-	want := backstore.Caps{Thin: true, Unmap: true, UnmapZeroes: true}
+	want := backstore.Caps{Thin: true, Unmap: true, UnmapZeroes: true, Immediate: true}
 	if got := s.Caps(); got != want {
 		t.Errorf("Caps() = %+v, want %+v", got, want)
 	}

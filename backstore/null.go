@@ -79,7 +79,7 @@ func (s *nullStore) discard(op string, off, n int64) error {
 
 // Caps reports Unmap, and UnmapZeroes only when the store reads zeros.
 func (s *nullStore) Caps() Caps {
-	return Caps{ReadOnly: s.readOnly, Unmap: true, UnmapZeroes: s.tile == nil}
+	return Caps{ReadOnly: s.readOnly, Unmap: true, UnmapZeroes: s.tile == nil, Immediate: true}
 }
 
 func (s *nullStore) Close() error {

@@ -31,7 +31,7 @@ func TestNullReadsZeros(t *testing.T) {
 	if !bytes.Equal(p, make([]byte, len(p))) {
 		t.Fatal("a null store read back what was written")
 	}
-	want := backstore.Caps{Unmap: true, UnmapZeroes: true}
+	want := backstore.Caps{Unmap: true, UnmapZeroes: true, Immediate: true}
 	if got := s.Caps(); got != want {
 		t.Errorf("Caps() = %+v, want %+v", got, want)
 	}

@@ -51,8 +51,10 @@ type LU struct {
 	store    backstore.Store
 	readOnly bool
 	inq      Identity
-	ops      opTable
-	mode     modeState
+	// immediate caches the backstore's Caps().Immediate (see Inline).
+	immediate bool
+	ops       opTable
+	mode      modeState
 
 	tasks taskSet
 	// pr is the persistent reservation state (pr_lu.go).
@@ -123,6 +125,7 @@ func (lu *LU) Identity() Identity { return lu.inq }
 func newLU(name string, lun uint16, dev device, store backstore.Store, readOnly bool, id Identity) *LU {
 	lu := &LU{name: name, lun: lun, dev: dev, store: store, readOnly: readOnly, inq: id, itls: make(map[*itl]struct{})}
 	lu.tasks.init()
+	lu.immediate = store.Caps().Immediate
 	registerSPC(&lu.ops, lu)
 	registerPR(&lu.ops, lu)
 	dev.register(&lu.ops)

@@ -170,6 +170,20 @@ func (n *Nexus) Start(c *Command) {
 	}
 }
 
+// Inline reports whether the started command c will run to completion
+// without waiting: a command for a LUN with no logical unit, or a SIMPLE
+// task with no ORDERED or HEAD OF QUEUE task in its task set on a logical
+// unit whose backstore is Immediate. A transport may then execute it on its
+// receive goroutine rather than hand it to another. (A task that arrives
+// later never holds back an older SIMPLE one.)
+func (n *Nexus) Inline(c *Command) bool {
+	lu := c.lu
+	if lu == nil {
+		return true
+	}
+	return c.Attr == Simple && lu.immediate && lu.tasks.noSpecial()
+}
+
 // Abandon takes a started command out of its task set without executing it
 // (its data-out could not be fetched). The transport answers it itself or
 // drops the channel.

@@ -232,6 +232,13 @@ func (ts *taskSet) hasAborting() bool {
 	return false
 }
 
+// noSpecial reports whether no ORDERED or HEAD OF QUEUE task is in the set.
+func (ts *taskSet) noSpecial() bool {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	return ts.special == 0
+}
+
 // find reports whether a task matching match is on the list.
 func (ts *taskSet) find(match func(*Command) bool) bool {
 	ts.mu.Lock()

@@ -83,6 +83,11 @@ type Limits struct {
 	Credits int
 	// ImmData is set when the channel can carry SRP-2 immediate data.
 	ImmData bool
+	// SyncData is set when ReadData completes without waiting for the
+	// initiator (a memory or grant copy, not an RDMA READ). The session
+	// then runs a command whose backstore never blocks on its receive
+	// goroutine, data-out included, with no hand-off to a slot goroutine.
+	SyncData bool
 }
 
 // ErrClosed is returned by a closed channel.

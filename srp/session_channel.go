@@ -30,6 +30,8 @@ type channel struct {
 	log     *zap.Logger
 	credits int
 	immOff  uint16
+	// syncData caches Limits().SyncData.
+	syncData bool
 
 	granted  atomic.Int64 // credits granted: login + every delta sent
 	received int64        // request IUs received; receive goroutine only
@@ -63,7 +65,9 @@ func newChannel(s *Server, ch Channel, port *scsi.Port, credits int, immOff uint
 		credits: credits,
 		immOff:  immOff,
 		free:    make(chan *slot, 2*credits),
-		done:    make(chan struct{}),
+		// syncData: see Limits.SyncData and slot.prepare.
+		syncData: ch.Limits().SyncData,
+		done:     make(chan struct{}),
 	}
 	c.iu.Cmd.ImmOffset = immOff
 	c.iu.Cmd.DescBuf = make([]MemDesc, 0, 16)

@@ -56,6 +56,13 @@ func (g *gateStore) started() []int64 {
 	return append([]int64(nil), g.order...)
 }
 
+// Caps clears Immediate: a gate blocks.
+func (g *gateStore) Caps() backstore.Caps {
+	c := g.Store.Caps()
+	c.Immediate = false
+	return c
+}
+
 func (g *gateStore) ReadAt(p []byte, off int64) (int, error) {
 	g.enter(off)
 	return g.Store.ReadAt(p, off)
@@ -89,6 +96,13 @@ func (j *jitterStore) pause() {
 	if d > 0 {
 		time.Sleep(d)
 	}
+}
+
+// Caps clears Immediate: the store sleeps.
+func (j *jitterStore) Caps() backstore.Caps {
+	c := j.Store.Caps()
+	c.Immediate = false
+	return c
 }
 
 func (j *jitterStore) ReadAt(p []byte, off int64) (int, error) {

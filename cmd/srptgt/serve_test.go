@@ -239,6 +239,13 @@ type gatedStore struct {
 	once    sync.Once
 }
 
+// Caps clears Immediate: the store blocks.
+func (g *gatedStore) Caps() backstore.Caps {
+	c := g.Store.Caps()
+	c.Immediate = false
+	return c
+}
+
 func (g *gatedStore) Flush() error {
 	g.once.Do(func() { close(g.entered) })
 	<-g.release
@@ -409,6 +416,13 @@ type stuckWrites struct {
 	entered chan struct{}
 	release chan struct{}
 	once    sync.Once
+}
+
+// Caps clears Immediate: the store blocks.
+func (s *stuckWrites) Caps() backstore.Caps {
+	c := s.Store.Caps()
+	c.Immediate = false
+	return c
 }
 
 func (s *stuckWrites) WriteAt(p []byte, off int64) (int, error) {

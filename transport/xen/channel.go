@@ -87,7 +87,9 @@ func (r *ring) LoginRequest() *srp.LoginReq { return &r.login }
 // carry is 96 bytes, so the largest target-to-initiator IU is an SRP_RSP
 // with 96 bytes of sense.
 func (r *ring) Limits() srp.Limits {
-	return srp.Limits{MaxITIU: 256, MaxTIIU: srp.RspMinLen + vscsiif.SenseBufferSize, Credits: vscsiif.RingSize}
+	// SyncData: data-out is a grant copy (one ioctl), not a wait on the
+	// guest.
+	return srp.Limits{MaxITIU: 256, MaxTIIU: srp.RspMinLen + vscsiif.SenseBufferSize, Credits: vscsiif.RingSize, SyncData: true}
 }
 
 func (r *ring) Accept(*srp.LoginRsp) error {
