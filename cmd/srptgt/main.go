@@ -138,6 +138,8 @@ func newServeCmd(stderr io.Writer) *cobra.Command {
 	cmd.Flags().StringVarP(&opts.configPath, "config", "c", "", "configuration file (YAML)")
 	cmd.Flags().DurationVar(&opts.shutdownTimeout, "shutdown-timeout", DefaultShutdownTimeout,
 		"how long in-flight commands may run after a signal before they are failed")
+	cmd.Flags().StringVar(&opts.cpuProfile, "cpu-profile", "",
+		"write a Go CPU profile of the daemon to this file until it stops (diagnostics; go tool pprof reads it)")
 	cmd.Flags().StringVar(&opts.xenSim, "xen-sim", "",
 		"run the xen section on the simulated hypervisor at PATH (srptgt xensim) instead of /dev/xen")
 	_ = cmd.MarkFlagRequired("config")

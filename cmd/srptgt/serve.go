@@ -29,6 +29,8 @@ type serveOptions struct {
 	shutdownTimeout time.Duration
 	// xenSim is the simulated hypervisor's socket (serve --xen-sim).
 	xenSim string
+	// cpuProfile, if set, is where serve writes a CPU profile.
+	cpuProfile string
 	// logOutput receives the log.
 	logOutput io.Writer
 	// signals delivers SIGTERM and SIGINT: the first starts the shutdown,
@@ -65,6 +67,13 @@ func serve(ctx context.Context, opts serveOptions) error {
 
 	if opts.shutdownTimeout <= 0 {
 		opts.shutdownTimeout = DefaultShutdownTimeout
+	}
+	if opts.cpuProfile != "" {
+		stop, err := startCPUProfile(opts.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 	log.Info("starting", zap.String("version", version), zap.String("config", cfg.File),
 		zap.Int("lus", len(cfg.LUs)), zap.Strings("transports_built", builtTransports()))
