@@ -315,6 +315,21 @@ func (d *disk) read(c *Command) error {
 // over a volatile store, makes the data durable before GOOD.
 func (d *disk) write(c *Command) error {
 	lba, n, fua, lenOff := rwFields(c.CDB)
+	if err := d.checkDataOut(c, lba, n, lenOff); err != nil || n == 0 {
+		return err
+	}
+	d.caw.RLock()
+	defer d.caw.RUnlock()
+	return d.writeLocked(c.DataOut, lba, fua)
+}
+
+// checkDataOut checks the range and length of a command that writes n
+// blocks from its data-out buffer at lba: LBA OUT OF RANGE, INVALID FIELD
+// IN CDB past the maximum transfer length (the length field at lenOff), and
+// INVALID FIELD IN COMMAND IU when the data-out buffer disagrees with the
+// CDB (a SAM-5 overflow or underflow on a write: refused rather than
+// guessed at, as LIO does).
+func (d *disk) checkDataOut(c *Command, lba uint64, n uint32, lenOff int) error {
 	if err := d.checkRange(lba, uint64(n)); err != nil {
 		return err
 	}
@@ -324,30 +339,22 @@ func (d *disk) write(c *Command) error {
 	want := int(n) << d.shift
 	c.OutWant = want
 	if len(c.DataOut) != want {
-		// The data-out buffer disagrees with the CDB (SAM-5 overflow or
-		// underflow on a write): refuse rather than guess, as LIO does.
 		return ErrInvalidCommandIU
-	}
-	if want == 0 {
-		return nil
-	}
-	if err := d.writeAt(c.DataOut, lba, fua); err != nil {
-		return err
 	}
 	return nil
 }
 
-func (d *disk) writeAt(p []byte, lba uint64, fua bool) error {
+// writeLocked writes p at lba, durably first when FUA is set or the write
+// cache is off over a volatile store. The caller holds d.caw.
+func (d *disk) writeLocked(p []byte, lba uint64, fua bool) error {
 	off := int64(lba) << d.shift
 	var err error
 	var done int
-	d.caw.RLock()
 	if (fua || !d.wce.Load()) && d.caps.Volatile {
 		done, err = d.store.WriteAtSync(p, off)
 	} else {
 		done, err = d.store.WriteAt(p, off)
 	}
-	d.caw.RUnlock()
 	if err != nil {
 		return d.ioErr(err, true, lba, int64(done))
 	}
@@ -438,25 +445,14 @@ func (d *disk) writeVerify(c *Command) error {
 	if (c.CDB[1]>>1)&0x03 >= 2 {
 		return InvalidCDB(1, 2)
 	}
-	if err := d.checkRange(lba, uint64(n)); err != nil {
-		return err
-	}
-	if n > d.maxXfer {
-		return InvalidCDB(lenOff, -1)
-	}
-	want := int(n) << d.shift
-	c.OutWant = want
-	if len(c.DataOut) != want {
-		return ErrInvalidCommandIU
-	}
-	if n == 0 {
-		return nil
-	}
-	if err := d.writeAt(c.DataOut, lba, true); err != nil {
+	if err := d.checkDataOut(c, lba, n, lenOff); err != nil || n == 0 {
 		return err
 	}
 	d.caw.RLock()
 	defer d.caw.RUnlock()
+	if err := d.writeLocked(c.DataOut, lba, true); err != nil {
+		return err
+	}
 	return d.compareMedium(lba, uint64(n), c.DataOut, false)
 }
 
@@ -718,17 +714,7 @@ func (d *disk) compareAndWrite(c *Command) error {
 			}
 		}
 	}
-	var err error
-	var done int
-	if (fua || !d.wce.Load()) && d.caps.Volatile {
-		done, err = d.store.WriteAtSync(c.DataOut[size:], off)
-	} else {
-		done, err = d.store.WriteAt(c.DataOut[size:], off)
-	}
-	if err != nil {
-		return d.ioErr(err, true, lba, int64(done))
-	}
-	return nil
+	return d.writeLocked(c.DataOut[size:], lba, fua)
 }
 
 // GET LBA STATUS (SBC-3 5.7): one descriptor per run of mapped or
