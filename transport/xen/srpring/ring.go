@@ -3,6 +3,7 @@ package srpring
 import (
 	"errors"
 	"fmt"
+	"github.com/srptgt/srptgt/transport/xen/internal/shm"
 )
 
 // ErrOverflow: the peer's index claims more slots in use than the ring
@@ -30,7 +31,7 @@ func NewRing(region []byte, g Geometry) (*Ring, error) {
 	if len(region) < need {
 		return nil, fmt.Errorf("srpring: ring of %d bytes, need %d", len(region), need)
 	}
-	if !aligned(region) {
+	if !shm.Aligned(region, 64) {
 		return nil, errors.New("srpring: ring is not cache-line aligned")
 	}
 	p := g.Pages() * PageSize
@@ -48,18 +49,18 @@ func (r *Ring) Init(start uint32) {
 	le.PutUint32(r.hdr[OffMagic:], Magic)
 	le.PutUint32(r.hdr[OffVersion:], Version)
 	for _, off := range []int{OffReqProd, OffRspCons, OffRspProd, OffReqCons} {
-		store32(r.hdr, off, start)
+		shm.Store32(r.hdr, off, start)
 	}
 	for _, off := range []int{OffReqConsEvent, OffRspEvent, OffRspConsEvent, OffReqEvent} {
-		store32(r.hdr, off, start+1)
+		shm.Store32(r.hdr, off, start+1)
 	}
 }
 
 // Load reads a header index (diagnostics and tests).
-func (r *Ring) Load(off int) uint32 { return load32(r.hdr, off) }
+func (r *Ring) Load(off int) uint32 { return shm.Load32(r.hdr, off) }
 
 // Store writes a header index (hostile-peer tests).
-func (r *Ring) Store(off int, v uint32) { store32(r.hdr, off, v) }
+func (r *Ring) Store(off int, v uint32) { shm.Store32(r.hdr, off, v) }
 
 type dir struct {
 	slots                            []byte
@@ -94,15 +95,15 @@ type Consumer struct {
 // Backend returns the backend's halves: it consumes requests and
 // produces responses, starting at the indexes the frontend initialised.
 func (r *Ring) Backend() (*Consumer, *Producer) {
-	c := load32(r.hdr, OffReqCons)
-	p := load32(r.hdr, OffRspProd)
+	c := shm.Load32(r.hdr, OffReqCons)
+	p := shm.Load32(r.hdr, OffRspProd)
 	return &Consumer{r: r, d: r.reqDir(), Cons: c, pub: c}, &Producer{r: r, d: r.rspDir(), Pvt: p, pub: p}
 }
 
 // Frontend returns the frontend's halves.
 func (r *Ring) Frontend() (*Producer, *Consumer) {
-	p := load32(r.hdr, OffReqProd)
-	c := load32(r.hdr, OffRspCons)
+	p := shm.Load32(r.hdr, OffReqProd)
+	c := shm.Load32(r.hdr, OffRspCons)
 	return &Producer{r: r, d: r.reqDir(), Pvt: p, pub: p}, &Consumer{r: r, d: r.rspDir(), Cons: c, pub: c}
 }
 
@@ -112,7 +113,7 @@ func (p *Producer) Slots() int { return int(p.r.nslots) }
 // Space reads the peer's consumer index once and returns how many slots
 // are free.
 func (p *Producer) Space() (int, error) {
-	c := load32(p.r.hdr, p.d.cons)
+	c := shm.Load32(p.r.hdr, p.d.cons)
 	used := p.Pvt - c
 	if used > p.r.nslots {
 		return 0, fmt.Errorf("%w: consumer index %d, producer %d, %d slots", ErrOverflow, c, p.Pvt, p.r.nslots)
@@ -123,7 +124,7 @@ func (p *Producer) Space() (int, error) {
 // ArmSpace asks the consumer to notify when it frees a slot, and reads
 // the space once more (so a slot freed meanwhile is not missed).
 func (p *Producer) ArmSpace() (int, error) {
-	store32(p.r.hdr, p.d.consEvent, load32(p.r.hdr, p.d.cons)+1)
+	shm.Store32(p.r.hdr, p.d.consEvent, shm.Load32(p.r.hdr, p.d.cons)+1)
 	return p.Space()
 }
 
@@ -148,16 +149,16 @@ func (p *Producer) Publish() bool {
 	if old == nw {
 		return false
 	}
-	store32(p.r.hdr, p.d.prod, nw)
+	shm.Store32(p.r.hdr, p.d.prod, nw)
 	p.pub = nw
-	ev := load32(p.r.hdr, p.d.prodEvent)
+	ev := shm.Load32(p.r.hdr, p.d.prodEvent)
 	return nw-ev < nw-old
 }
 
 // Pending reads the peer's producer index once and returns how many slots
 // wait to be consumed.
 func (c *Consumer) Pending() (int, error) {
-	p := load32(c.r.hdr, c.d.prod)
+	p := shm.Load32(c.r.hdr, c.d.prod)
 	n := p - c.Cons
 	if n > c.r.nslots {
 		return 0, fmt.Errorf("%w: producer index %d, consumer %d, %d slots", ErrOverflow, p, c.Cons, c.r.nslots)
@@ -168,7 +169,7 @@ func (c *Consumer) Pending() (int, error) {
 // Arm asks the producer to notify on the next slot and reads the producer
 // index once more (RING_FINAL_CHECK).
 func (c *Consumer) Arm() (int, error) {
-	store32(c.r.hdr, c.d.prodEvent, c.Cons+1)
+	shm.Store32(c.r.hdr, c.d.prodEvent, c.Cons+1)
 	return c.Pending()
 }
 
@@ -186,9 +187,9 @@ func (c *Consumer) Publish() bool {
 	if old == nw {
 		return false
 	}
-	store32(c.r.hdr, c.d.cons, nw)
+	shm.Store32(c.r.hdr, c.d.cons, nw)
 	c.pub = nw
-	ev := load32(c.r.hdr, c.d.consEvent)
+	ev := shm.Load32(c.r.hdr, c.d.consEvent)
 	return nw-ev < nw-old
 }
 

@@ -3,6 +3,7 @@ package vscsiif
 import (
 	"errors"
 	"fmt"
+	"github.com/srptgt/srptgt/transport/xen/internal/shm"
 )
 
 // ErrOverflow: the frontend's req_prod claims more requests than the ring
@@ -13,7 +14,7 @@ func checkPage(page []byte) error {
 	if len(page) < PageSize {
 		return fmt.Errorf("vscsiif: shared ring of %d bytes, need %d", len(page), PageSize)
 	}
-	if !aligned(page) {
+	if !shm.Aligned(page, 4) {
 		return errors.New("vscsiif: shared ring is not 4-byte aligned")
 	}
 	return nil
@@ -45,7 +46,7 @@ func AttachBackRing(page []byte) (*BackRing, error) {
 	if err := checkPage(page); err != nil {
 		return nil, err
 	}
-	p := load32(page, SringRspProd)
+	p := shm.Load32(page, SringRspProd)
 	return &BackRing{page: page[:PageSize], ReqCons: p, RspProdPvt: p}, nil
 }
 
@@ -53,7 +54,7 @@ func AttachBackRing(page []byte) (*BackRing, error) {
 // consumed. It fails with ErrOverflow if the frontend claims more than
 // the ring holds.
 func (r *BackRing) Pending() (int, error) {
-	rp := load32(r.page, SringReqProd)
+	rp := shm.Load32(r.page, SringReqProd)
 	unconsumed := rp - r.ReqCons
 	if unconsumed > RingSize || rp-r.RspProdPvt > RingSize {
 		return 0, fmt.Errorf("%w: req_prod %d, req_cons %d, rsp_prod %d", ErrOverflow, rp, r.ReqCons, r.RspProdPvt)
@@ -77,7 +78,7 @@ func (r *BackRing) FinalCheck() (bool, error) {
 	if err != nil || n > 0 {
 		return n > 0, err
 	}
-	store32(r.page, SringReqEvent, r.ReqCons+1)
+	shm.Store32(r.page, SringReqEvent, r.ReqCons+1)
 	n, err = r.Pending()
 	return n > 0, err
 }
@@ -97,10 +98,10 @@ func (r *BackRing) PutResponse(rsp *Response) {
 // asked to be notified of one of them (rsp_event): one notification per
 // batch, none while the frontend is still consuming.
 func (r *BackRing) Push() bool {
-	old := load32(r.page, SringRspProd)
+	old := shm.Load32(r.page, SringRspProd)
 	nw := r.RspProdPvt
-	store32(r.page, SringRspProd, nw)
-	ev := load32(r.page, SringRspEvent)
+	shm.Store32(r.page, SringRspProd, nw)
+	ev := shm.Load32(r.page, SringRspEvent)
 	return nw-ev < nw-old
 }
 
@@ -112,10 +113,10 @@ func InitSharedRing(page []byte, start uint32) error {
 		return err
 	}
 	clear(page[:RingHeaderSize])
-	store32(page, SringReqProd, start)
-	store32(page, SringRspProd, start)
-	store32(page, SringReqEvent, start+1)
-	store32(page, SringRspEvent, start+1)
+	shm.Store32(page, SringReqProd, start)
+	shm.Store32(page, SringRspProd, start)
+	shm.Store32(page, SringReqEvent, start+1)
+	shm.Store32(page, SringRspEvent, start+1)
 	return nil
 }
 
@@ -132,7 +133,7 @@ func AttachFrontRing(page []byte) (*FrontRing, error) {
 	if err := checkPage(page); err != nil {
 		return nil, err
 	}
-	return &FrontRing{page: page[:PageSize], ReqProdPvt: load32(page, SringReqProd), RspCons: load32(page, SringRspProd)}, nil
+	return &FrontRing{page: page[:PageSize], ReqProdPvt: shm.Load32(page, SringReqProd), RspCons: shm.Load32(page, SringRspProd)}, nil
 }
 
 // Free is how many more requests fit (RING_FREE_REQUESTS).
@@ -153,18 +154,18 @@ func (f *FrontRing) PutRaw(b []byte) {
 // Push publishes requests (RING_PUSH_REQUESTS_AND_CHECK_NOTIFY) and
 // reports whether the backend must be notified.
 func (f *FrontRing) Push() bool {
-	old := load32(f.page, SringReqProd)
+	old := shm.Load32(f.page, SringReqProd)
 	nw := f.ReqProdPvt
-	store32(f.page, SringReqProd, nw)
-	ev := load32(f.page, SringReqEvent)
+	shm.Store32(f.page, SringReqProd, nw)
+	ev := shm.Load32(f.page, SringReqEvent)
 	return nw-ev < nw-old
 }
 
 // SetReqProd stores req_prod directly (hostile-frontend tests).
-func (f *FrontRing) SetReqProd(v uint32) { store32(f.page, SringReqProd, v) }
+func (f *FrontRing) SetReqProd(v uint32) { shm.Store32(f.page, SringReqProd, v) }
 
 // Responses is how many published responses wait to be consumed.
-func (f *FrontRing) Responses() int { return int(load32(f.page, SringRspProd) - f.RspCons) }
+func (f *FrontRing) Responses() int { return int(shm.Load32(f.page, SringRspProd) - f.RspCons) }
 
 // GetResponse decodes the next response (sense into the caller's 96-byte
 // buffer) and consumes it.
@@ -179,11 +180,11 @@ func (f *FrontRing) FinalCheck() bool {
 	if f.Responses() > 0 {
 		return true
 	}
-	store32(f.page, SringRspEvent, f.RspCons+1)
+	shm.Store32(f.page, SringRspEvent, f.RspCons+1)
 	return f.Responses() > 0
 }
 
 // Indexes returns the four shared indexes (for tests and diagnostics).
 func Indexes(page []byte) (reqProd, reqEvent, rspProd, rspEvent uint32) {
-	return load32(page, SringReqProd), load32(page, SringReqEvent), load32(page, SringRspProd), load32(page, SringRspEvent)
+	return shm.Load32(page, SringReqProd), shm.Load32(page, SringReqEvent), shm.Load32(page, SringRspProd), shm.Load32(page, SringRspEvent)
 }
