@@ -3,6 +3,7 @@ package srpring
 import (
 	"errors"
 	"fmt"
+
 	"github.com/srptgt/srptgt/transport/xen/internal/shm"
 )
 

@@ -3,6 +3,7 @@ package vscsiif
 import (
 	"errors"
 	"fmt"
+
 	"github.com/srptgt/srptgt/transport/xen/internal/shm"
 )
 
