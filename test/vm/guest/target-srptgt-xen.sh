@@ -6,7 +6,7 @@ target_start() {
   mkdir -p /srv
   command -v srptgt || return 1
   srptgt version
-  srptgt serve --config /etc/srptgt.yaml >/tmp/srptgt.log 2>&1 &
+  GOTRACEBACK=all srptgt serve --config /etc/srptgt.yaml >/tmp/srptgt.log 2>&1 &
   echo $! >/tmp/srptgt.pid
   # relay the daemon's log to the console as it is written (the Go driver
   # keeps the console log), so a hang or a crash can be diagnosed
@@ -51,4 +51,11 @@ target_control() {
     esac
     echo "$out" | while IFS= read -r o; do echo "SRPTGT-INFO xenctl $* -> $o"; done >/dev/console
   done
+}
+
+# target_dump: the daemon's goroutines (SIGQUIT with GOTRACEBACK=all ends
+# it with a stack dump, relayed from its log), for a run that stalled.
+target_dump() {
+  kill -QUIT "$(cat /tmp/srptgt.pid)" 2>/dev/null
+  sleep 3
 }

@@ -73,9 +73,27 @@ if main; then
   type target_control >/dev/null 2>&1 && { target_control $log & ctlpid=$!; }
   # wait for the guest to finish (it powers off) or to crash
   lim=${GUEST_TIMEOUT:-1500}; t=0
+  # stall: seconds the guest's console has not grown; at 240 s the target
+  # and both kernels are asked once for their state (the test that hangs
+  # is killed by the guest's own watchdog later, if it can be)
+  size=0; stall=0; dumped=""
   # (poll slowly: every fork costs in a PV dom0 under emulation)
   while [ $t -lt $lim ]; do
     grep -q 'SRPTGT-DOMU-DONE' $log 2>/dev/null && break
+    n=$(wc -c <$log 2>/dev/null)
+    if [ "$n" = "$size" ]; then stall=$((stall+4)); else size=$n; stall=0; fi
+    if [ $stall -ge 240 ] && [ -z "$dumped" ]; then
+      dumped=1
+      echo "SRPTGT-INFO stall guest console silent for ${stall}s; dumping state"
+      # (sysrq 8 first: the blocked-task list is printed at KERN_INFO)
+      xl sysrq $GUEST 8 2>&1; sleep 1; xl sysrq $GUEST w 2>&1; sleep 5
+      # the guest's vCPU: running or blocked, CPU time moving, where it is
+      xl vcpu-list 2>&1; sleep 3; xl vcpu-list 2>&1
+      xl debug-keys d 2>&1; xl debug-keys q 2>&1; sleep 1; xl dmesg 2>&1 | tail -150 | sed 's/^/xen: /'
+      xenstore-ls -f /local/domain/$DOMID/device/vscsi 2>&1 | grep -E "state|ring|event" | sed 's/^/xenstore: /'
+      echo w >/proc/sysrq-trigger; dmesg | tail -60 | sed 's/^/dom0-kernel: /'
+      type target_dump >/dev/null 2>&1 && target_dump
+    fi
     if [ $((t % 20)) -eq 0 ]; then xl list $GUEST >/dev/null 2>&1 || break; fi
     sleep 4; t=$((t+4))
   done
