@@ -161,9 +161,11 @@ acl:
 	if got, err := lun(ca, 4).Read(0, 1, 512); err != nil || len(got) != 512 {
 		t.Fatalf("A reads its LUN 4: %v", err)
 	}
-	if !strings.Contains(r.log.String(), `reloaded the acl`) {
-		t.Errorf("log:\n%s", r.log.String())
-	}
+	// (the reload logs its summary after the logouts it started, which
+	// may be after the commands above)
+	waitFor(t, 5*time.Second, "the reload summary", func() bool {
+		return strings.Contains(r.log.String(), `reloaded the acl`)
+	})
 	if err := r.stop(); err != nil {
 		t.Fatal(err)
 	}
