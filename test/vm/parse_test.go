@@ -70,16 +70,82 @@ SRPTGT-TEST s/two FAIL broke (1s)
 }
 
 func TestRunOrderAndSuites(t *testing.T) {
-	got := strings.Join(RunOrder("xen", AllSuites), " ")
-	if got != "data sbc tmf perf identity pr" {
+	got := strings.Join(RunOrder("xen", ForProfile("xen", AllSuites)), " ")
+	if got != "data sbc tmf perf guests identity pr" {
 		t.Errorf("xen order = %q", got)
 	}
-	if got := strings.Join(RunOrder("rdma", AllSuites), " "); got != strings.Join(AllSuites, " ") {
+	if got := strings.Join(RunOrder("rdma", ForProfile("rdma", AllSuites)), " "); got != "identity data sbc tmf pr pr_fence perf" {
 		t.Errorf("rdma order = %q", got)
 	}
 	cfg, _ := DefaultConfig()
 	specs, err := SuiteTests(cfg, AllSuites)
 	if err != nil || len(specs) < 25 {
 		t.Fatalf("SuiteTests: %d specs, %v", len(specs), err)
+	}
+}
+
+// Each profile runs only its own suites: the second Xen guest and the Xen
+// control suites never reach the rdma VM, the srp_* suites never the Xen one.
+func TestForProfile(t *testing.T) {
+	all := append(append([]string{}, AllSuites...), "xenctl", "srp_login")
+	got := map[string]string{
+		"rdma": strings.Join(ForProfile("rdma", all), " "),
+		"xen":  strings.Join(ForProfile("xen", all), " "),
+	}
+	want := map[string]string{
+		"rdma": "identity data sbc tmf pr pr_fence perf srp_login",
+		"xen":  "identity data sbc tmf pr perf guests xenctl",
+	}
+	for p := range want {
+		if got[p] != want[p] {
+			t.Errorf("ForProfile(%s) = %q, want %q", p, got[p], want[p])
+		}
+	}
+}
+
+// A second guest's console, relayed with a "[guest2] " prefix, interleaves
+// with the first guest's line by line: each keeps its own log block, no
+// result line is lost inside the other's block, and the second guest's
+// end is not the VM's.
+func TestBootSeparatesGuestStreams(t *testing.T) {
+	dir := t.TempDir()
+	console := `SRPTGT-SETUP OK
+[guest2] SRPTGT-LOG-BEGIN g/two
+SRPTGT-LOG-BEGIN s/one
+[guest2] | guest2 line
+| guest1 line
+SRPTGT-LOG-END s/one
+SRPTGT-TEST s/one PASS first (2s)
+[guest2] SRPTGT-LOG-END g/two
+[guest2] SRPTGT-TEST g/two PASS second (5s)
+[guest2] SRPTGT-INFO kernel 6.1.0-guest2
+[guest2] SRPTGT-VM-DONE
+SRPTGT-TEST s/three PASS after guest2 ended (1s)
+SRPTGT-VM-DONE
+`
+	fake := "#!/bin/sh\ncat <<'EOT'\n" + console + "EOT\nexit 0\n"
+	if err := os.WriteFile(filepath.Join(dir, "qemu-system-x86_64"), []byte(fake), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	rr := &RunResult{Profile: "xen", Target: "srptgt", Info: map[string]string{}, LogPath: filepath.Join(dir, "console.log")}
+	if err := (Config{}).boot(context.Background(), rr, nil, []TestSpec{{"s", "one"}, {"g", "two"}, {"s", "three"}}); err != nil {
+		t.Fatalf("boot: %v", err)
+	}
+	if rr.Info["guest2-kernel"] != "6.1.0-guest2" {
+		t.Errorf("guest2's info: %v", rr.Info)
+	}
+	if len(rr.Results) != 3 {
+		t.Fatalf("got %d results: %+v", len(rr.Results), rr.Results)
+	}
+	for i, w := range []struct{ id, detail, log string }{
+		{"s/one", "first", "guest1 line\n"},
+		{"g/two", "second", "guest2 line\n"},
+		{"s/three", "after guest2 ended", ""},
+	} {
+		r := rr.Results[i]
+		if r.ID() != w.id || r.Status != Pass || r.Detail != w.detail || r.Log != w.log {
+			t.Errorf("result %d = %s %s %q log %q, want %s PASS %q log %q", i, r.ID(), r.Status, r.Detail, r.Log, w.id, w.detail, w.log)
+		}
 	}
 }

@@ -233,7 +233,28 @@ func firstLines(s string, n int) string {
 type TestSpec struct{ Suite, Name string }
 
 // AllSuites are the guest suites in the order they run.
-var AllSuites = []string{"identity", "data", "sbc", "tmf", "pr", "perf"}
+var AllSuites = []string{"identity", "data", "sbc", "tmf", "pr", "pr_fence", "perf", "guests"}
+
+// profileOnly names the suites that belong to one profile: the second Xen
+// guest, Xen hot-plug and Xen performance; fence_scsi (the agent is in the
+// rdma image only), and the RDMA login, bench, demo and restart tests
+// (srp_*).
+var profileOnly = map[string]string{"guests": "xen", "xenctl": "xen", "xenperf": "xen", "pr_fence": "rdma"}
+
+// ForProfile drops the suites that belong to another profile.
+func ForProfile(profile string, suites []string) []string {
+	var out []string
+	for _, s := range suites {
+		only, ok := profileOnly[s]
+		if strings.HasPrefix(s, "srp_") {
+			only, ok = "rdma", true
+		}
+		if !ok || only == profile {
+			out = append(out, s)
+		}
+	}
+	return out
+}
 
 var testsRE = regexp.MustCompile(`(?s)TESTS="([^"]*)"`)
 
@@ -285,6 +306,7 @@ var Timeouts = map[string]time.Duration{"rdma": 12 * time.Minute, "xen": 20 * ti
 // lio target. An error means the harness itself failed (no image, no
 // QEMU); test failures are in the results.
 func Run(ctx context.Context, c Config, profile, target string, suites []string, srpt *Srptgt) (*RunResult, error) {
+	suites = ForProfile(profile, suites)
 	start := time.Now()
 	rr := &RunResult{Profile: profile, Target: target, Info: map[string]string{}}
 	specs, err := SuiteTests(c, suites)
@@ -562,6 +584,7 @@ var (
 	markerInfo  = regexp.MustCompile(`SRPTGT-INFO (\S+) ?(.*)$`)
 	markerSetup = regexp.MustCompile(`SRPTGT-SETUP (.*)$`)
 	elapsedRE   = regexp.MustCompile(` \((\d+)s\)$`)
+	streamRE    = regexp.MustCompile(`^\[(guest\d+)\] `)
 	ansiRE      = regexp.MustCompile(`\x1b\[[0-9;?]*[A-Za-z]|\r`)
 	// console lines worth reporting next to the results
 	eventRE = regexp.MustCompile(`(Oops|BUG: |unable to handle|general protection|Kernel panic|Hardware Dom0 crashed|RIP: |watchdog: BUG|blocked for more than|rcu_preempt detected stalls)`)
@@ -641,8 +664,11 @@ func (c Config) boot(ctx context.Context, rr *RunResult, args []string, specs []
 	}
 
 	got := map[string]int{}
-	var cur string // test whose log is being collected
-	var logb strings.Builder
+	// test whose log is being collected, per console stream: lines a
+	// second guest's relay prefixes with "[name] " are a stream of their
+	// own, so two guests' log blocks can interleave line by line
+	cur := map[string]string{}
+	logb := map[string]*strings.Builder{}
 	logs := map[string]string{}
 	done := false
 	var setupLog strings.Builder
@@ -673,26 +699,34 @@ func (c Config) boot(ctx context.Context, rr *RunResult, args []string, specs []
 		if eventRE.MatchString(line) && len(rr.Events) < 40 {
 			rr.Events = append(rr.Events, strings.TrimSpace(line))
 		}
-		if cur != "" {
-			if m := markerEnd.FindStringSubmatch(line); m != nil && m[1] == cur {
-				if strings.HasPrefix(cur, "setup/") {
-					setupLog.WriteString(logb.String())
+		stream := ""
+		if m := streamRE.FindStringSubmatch(line); m != nil {
+			stream, line = m[1], line[len(m[0]):]
+		}
+		if cur[stream] != "" {
+			b := logb[stream]
+			if m := markerEnd.FindStringSubmatch(line); m != nil && m[1] == cur[stream] {
+				if strings.HasPrefix(cur[stream], "setup/") {
+					setupLog.WriteString(b.String())
 				} else {
-					logs[cur] = logb.String()
+					logs[cur[stream]] = b.String()
 				}
-				cur = ""
-				logb.Reset()
+				cur[stream] = ""
+				b.Reset()
 				continue
 			}
 			l := line
 			if i := strings.Index(l, "| "); i >= 0 && i < 20 {
 				l = l[i+2:]
 			}
-			logb.WriteString(l + "\n")
+			b.WriteString(l + "\n")
 			continue
 		}
 		if m := markerBegin.FindStringSubmatch(line); m != nil {
-			cur = m[1]
+			cur[stream] = m[1]
+			if logb[stream] == nil {
+				logb[stream] = &strings.Builder{}
+			}
 			continue
 		}
 		if m := markerTest.FindStringSubmatch(line); m != nil {
@@ -721,7 +755,15 @@ func (c Config) boot(ctx context.Context, rr *RunResult, args []string, specs []
 			continue
 		}
 		if m := markerInfo.FindStringSubmatch(line); m != nil {
-			rr.Info[m[1]] = strings.TrimSpace(m[2])
+			key := m[1]
+			if stream != "" {
+				key = stream + "-" + key
+			}
+			rr.Info[key] = strings.TrimSpace(m[2])
+			continue
+		}
+		if stream != "" {
+			// a second guest's set-up and end are its own, not the VM's
 			continue
 		}
 		if m := markerSetup.FindStringSubmatch(line); m != nil {

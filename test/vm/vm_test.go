@@ -42,12 +42,12 @@ func TestVM(t *testing.T) {
 		t.Logf("srptgt: %s", strings.ReplaceAll(srpt.Version, "\n", "; "))
 	}
 	suites := selectedSuites()
-	specs, err := SuiteTests(cfg, suites)
-	if err != nil {
+	if _, err := SuiteTests(cfg, suites); err != nil {
 		t.Fatal(err)
 	}
 	for _, profile := range selectedProfiles() {
 		t.Run(profile, func(t *testing.T) {
+			specs, _ := SuiteTests(cfg, ForProfile(profile, suites))
 			runs := map[string]*RunResult{}
 			for _, target := range Targets {
 				t.Run(target, func(t *testing.T) {

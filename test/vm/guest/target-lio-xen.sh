@@ -6,6 +6,7 @@
 # nodes of both sides itself (see docs: vm-xen notes).
 WWN1=naa.5001405000000001
 WWN2=naa.5001405000000002
+WWN3=naa.5001405000000003
 
 target_start() {
   C=/sys/kernel/config/target
@@ -50,6 +51,31 @@ target_start() {
       $FE/backend $BE $FE/backend-id 0 $FE/state 1 || return 1
     v=$((v+1))
   done
+  [ -n "$DOMID2" ] && { guest2_start || return 1; }
   echo "LIO xen-pvscsi targets $WWN1 $WWN2 ready"
 }
 target_stop() { :; }
+
+# guest2_start: the second guest ($DOMID2, booted for the guests suite) on
+# a third LIO target with a ramdisk of its own as LUN 0.
+guest2_start() {
+  C=/sys/kernel/config/target
+  mkdir -p $C/core/rd_mcp_2/disk2
+  echo rd_pages=8192 >$C/core/rd_mcp_2/disk2/control
+  echo 1 >$C/core/rd_mcp_2/disk2/enable || return 1
+  tpg=$C/xen-pvscsi/$WWN3/tpgt_1
+  mkdir -p $tpg/lun/lun_0 || return 1
+  ln -s $C/core/rd_mcp_2/disk2 $tpg/lun/lun_0/disk2 || return 1
+  echo naa.5001405000001003 >$tpg/nexus || return 1
+  [ -e $tpg/enable ] && echo 1 >$tpg/enable
+  BE=/local/domain/0/backend/vscsi/$DOMID2/0
+  FE=/local/domain/$DOMID2/device/vscsi/0
+  xenstore-write $BE "" && xenstore-chmod $BE n0 r$DOMID2 || return 1
+  xenstore-write $FE "" && xenstore-chmod $FE n$DOMID2 r0 || return 1
+  xenstore-write \
+    $BE/frontend $FE $BE/frontend-id $DOMID2 $BE/online 1 $BE/feature-host 0 \
+    $BE/vscsi-devs/dev-0/p-dev $WWN3:0 $BE/vscsi-devs/dev-0/v-dev 0:0:0:0 $BE/vscsi-devs/dev-0/state 1 \
+    $BE/state 1 \
+    $FE/backend $BE $FE/backend-id 0 $FE/state 1 || return 1
+  echo "LIO xen-pvscsi target $WWN3 for guest2 ready"
+}

@@ -5,6 +5,7 @@
 . /vm/lib.sh
 . /vm/env
 GUEST=guest1
+GUEST2=guest2
 
 start_xen() {
   for m in xen_evtchn xen_gntdev xen_gntalloc xen_privcmd xenfs; do modprobe $m || return 1; done
@@ -30,28 +31,38 @@ make_domu_initrd() {
   cat /tmp/ov.cpio /domu/base.cpio.gz >/tmp/domu.img
 }
 
+# create_guest NAME MEMORY: a paused PV guest on pCPU 1; prints its domid.
+# srptgt.guest=NAME on its command line tells xen-domu.sh which guest it is.
 create_guest() {
-  cat >/tmp/$GUEST.cfg <<CFG
-name="$GUEST"
+  cat >/tmp/$1.cfg <<CFG
+name="$1"
 type="pv"
 kernel="/domu/vmlinuz"
 ramdisk="/tmp/domu.img"
-extra="console=hvc0 quiet loglevel=4 panic=-1"
-memory=512
+extra="console=hvc0 quiet loglevel=4 panic=-1 srptgt.guest=$1"
+memory=$2
 vcpus=1
 cpus="1"
 on_crash="preserve"
 CFG
-  xl create -p /tmp/$GUEST.cfg || return 1
-  DOMID=$(xl domid $GUEST) || return 1
-  echo "guest $GUEST is domain $DOMID (paused)"
+  xl create -p /tmp/$1.cfg >&2 || return 1
+  xl domid $1
 }
+
+# the second guest boots only when the guests suite is selected
+want_guest2() { case " $SUITES " in *" guests "*) return 0 ;; esac; return 1; }
 
 main() {
   {
     start_xen || { echo "xen start failed"; return 1; }
     make_domu_initrd || { echo "guest image failed"; return 1; }
-    create_guest || { echo "xl create failed"; return 1; }
+    DOMID=$(create_guest $GUEST 512) || { echo "xl create failed"; return 1; }
+    echo "guest $GUEST is domain $DOMID (paused)"
+    DOMID2=""
+    if want_guest2; then
+      DOMID2=$(create_guest $GUEST2 256) || { echo "xl create $GUEST2 failed"; return 1; }
+      echo "guest $GUEST2 is domain $DOMID2 (paused)"
+    fi
     . /vm/target-$TARGET-xen.sh
     target_start || { echo "target start failed"; return 1; }
     xenstore-ls -f /local/domain/0/backend 2>/dev/null | head -40
@@ -68,6 +79,15 @@ if main; then
   touch $log
   tail -F $log 2>/dev/null &
   tailpid=$!
+  # the second guest runs beside the first; its console is relayed too
+  log2=/var/log/xen/console/guest-$GUEST2.log
+  if [ -n "$DOMID2" ]; then
+    xl unpause $GUEST2
+    touch $log2
+    # (prefixed: the Go driver keeps each guest's log blocks apart)
+    tail -F $log2 2>/dev/null | sed 's/^/[guest2] /' &
+    tailpid="$tailpid $!"
+  fi
   # a target may act on requests the guest's suites print (SRPTGT-XENCTL)
   ctlpid=""
   type target_control >/dev/null 2>&1 && { target_control $log & ctlpid=$!; }
@@ -97,6 +117,16 @@ if main; then
     if [ $((t % 20)) -eq 0 ]; then xl list $GUEST >/dev/null 2>&1 || break; fi
     sleep 4; t=$((t+4))
   done
+  # guest2 runs about a minute: let it finish if guest1 was quicker
+  if [ -n "$DOMID2" ]; then
+    t2=0
+    while [ $t2 -lt 300 ] && ! grep -q SRPTGT-DOMU-DONE $log2 2>/dev/null; do
+      xl list $GUEST2 >/dev/null 2>&1 || break
+      sleep 4; t2=$((t2+4))
+    done
+    grep -q SRPTGT-DOMU-DONE $log2 || echo "SRPTGT-INFO guest2-end no SRPTGT-DOMU-DONE"
+    xl destroy $GUEST2 2>/dev/null
+  fi
   sleep 1
   kill $tailpid $ctlpid 2>/dev/null
   if ! grep -q 'SRPTGT-DOMU-DONE' $log; then
@@ -107,6 +137,7 @@ if main; then
   dmesg | grep -iE 'oops|BUG:|unable to handle|Call Trace' | head -5 | sed 's/^/SRPTGT-INFO dom0-kernel /'
 else
   xl destroy $GUEST 2>/dev/null
+  xl destroy $GUEST2 2>/dev/null
   dmesg | tail -25 >>/tmp/setup.log
   emit_log setup/xen-dom0 /tmp/setup.log
   reason=$(grep -iE 'fail|not|error' /tmp/setup.log | head -1)
