@@ -38,6 +38,11 @@ KVER=${KPKG#linux-image-}
 TOOLS=(busybox-static kmod sg3-utils fio e2fsprogs mt-st mtx libc6 libgcc-s1)
 RDMA=(iproute2 rdma-core ibverbs-providers libibverbs1 librdmacm1)
 XEN=(xen-hypervisor-4.17-amd64 xen-utils-4.17 xen-utils-common xenstore-utils)
+# Pacemaker's fence_scsi (Python) for the pr_fence suite: the agent, its
+# fencing library, pexpect, and the interpreter. Taken as listed, without
+# closing over fence-agents' Depends (the cloud SDKs the other agents use).
+FENCE=(fence-agents python3.11-minimal libpython3.11-minimal libpython3.11-stdlib
+  python3-pexpect python3-ptyprocess libexpat1 zlib1g libssl3 libffi8 libuuid1)
 case "$profile" in
   rdma) TOP=("$KPKG" "${TOOLS[@]}" "${RDMA[@]}") ;;
   xen)  TOP=("$KPKG" "${TOOLS[@]}" "${XEN[@]}") ;;
@@ -52,6 +57,8 @@ resolve_pkgs() {
     grep -v '^[ <]' | sort -u |
     grep -vE '^(perl|python|libperl|libpython|lib.*-perl$|cdebconf|debconf|libdebian-installer|dpkg|adduser|passwd|udev|systemd|init-system-helpers|install-info|usrmerge|usr-is-merged|mailcap|media-types|mime-support|lsb-base|sysvinit-utils|tar$|libpam)' || true
   printf '%s\n' "${TOP[@]}"
+  [ "$profile" = rdma ] && printf '%s\n' "${FENCE[@]}"
+  true
 }
 PKGS=($(resolve_pkgs | sort -u))
 VERSIONS=$(apt-cache show --no-all-versions "${PKGS[@]}" 2>/dev/null |
@@ -238,6 +245,36 @@ add_test_tools() {
   cp "$STAGE/etc/mke2fs.conf" "$r/etc/" 2>/dev/null || true
 }
 
+# add_fence_scsi ROOT: python3.11 with its standard library (minus what a
+# fencing agent never imports), pexpect, fence_scsi and fencing.py.
+add_fence_scsi() {
+  local r=$1 so n ok pl=usr/lib/python3.11
+  add_bin "$r" usr/bin/python3.11
+  ln -sf python3.11 "$r/usr/bin/python3"
+  cp -a "$STAGE/$pl" "$r/usr/lib/"
+  rm -rf "$r/$pl"/{test,idlelib,tkinter,ensurepip,lib2to3,pydoc_data,turtledemo,config-3.11-$MA}
+  # extension modules whose libraries are not staged are dropped
+  for so in "$r/$pl"/lib-dynload/*.so; do
+    ok=1
+    for n in $(readelf -d "$so" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
+      find_lib "$n" >/dev/null || { ok=""; break; }
+    done
+    if [ -n "$ok" ]; then
+      for n in $(readelf -d "$so" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do add_lib "$r" "$n"; done
+    else
+      rm -f "$so"
+    fi
+  done
+  mkdir -p "$r/usr/lib/python3/dist-packages" "$r/usr/share/fence"
+  cp -a "$STAGE/usr/lib/python3/dist-packages/"{pexpect,ptyprocess} "$r/usr/lib/python3/dist-packages/"
+  cp "$STAGE/usr/sbin/fence_scsi" "$r/usr/sbin/"
+  cp "$STAGE/usr/share/fence/fencing.py" "$r/usr/share/fence/"
+  # fencing.py imports pycurl (libcurl) for the agents that speak HTTP and
+  # names pycurl.error in fence_action; fence_scsi never calls into it
+  printf '# pycurl stand-in: fence_scsi does not use curl\nclass error(Exception):\n    pass\n' \
+    >"$r/usr/lib/python3/dist-packages/pycurl.py"
+}
+
 mkcpio() { # ROOT OUT: gzip'd newc cpio, padded to 4 bytes
   (cd "$1" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) | gzip -6 >"$2"
   local sz; sz=$(stat -c %s "$2")
@@ -254,6 +291,7 @@ rdma)
   add_bin "$R" bin/ip
   add_bin "$R" usr/bin/rdma
   add_test_tools "$R"
+  add_fence_scsi "$R"
   # rdma-core providers (dlopened by libibverbs) and their driver files
   mkdir -p "$R/usr/lib/$MA/libibverbs" "$R/etc/libibverbs.d"
   cp "$STAGE"/etc/libibverbs.d/*.driver "$R/etc/libibverbs.d/"

@@ -1,7 +1,8 @@
 # pr_fence — the SCSI persistent reservation sequence of Pacemaker's
-# fence_scsi (fence-agents) from two initiators (I_T nexuses) on one LUN,
-# replayed with the sg_persist calls fence_scsi makes (the agent itself is
-# Python, which the image does not carry): "on" registers the node's key
+# fence_scsi (fence-agents) from two initiators (I_T nexuses) on one LUN:
+# first step by step with the sg_persist calls fence_scsi makes, checking
+# each initiator's view after each, then the agent itself (fence_agent,
+# rdma image: python3.11 + fence-agents): "on" registers the node's key
 # with REGISTER AND IGNORE EXISTING KEY and, if there is no reservation,
 # reserves Write Exclusive – Registrants Only (type 5); "off" fences a
 # node with PREEMPT AND ABORT of its key. Plus what each initiator reads
@@ -9,7 +10,7 @@
 # two error cases of SPC-4. Devices: SG1 (initiator A), SG1B (B).
 TESTS="on_a:t_on_a:60 on_b:t_on_b:60 both_write:t_both_write:60 off_b:t_off_b:60
 full_status:t_full_status:60 capabilities:t_caps:60 invalid_release:t_invalid_release:60
-unfence_b:t_unfence_b:60 clear:t_clear:60"
+unfence_b:t_unfence_b:60 clear:t_clear:60 fence_agent:t_fence_agent:240"
 
 KA=0xf1a KB=0xf2b
 keys() { sg_persist -n --in --read-keys "$1" 2>&1; }
@@ -104,4 +105,30 @@ t_clear() {
   keys "$SG1B" | grep -qE '0xf1a|0xf2b' && fail "keys left after CLEAR"
   wr "$SG1B" || fail "B cannot write after CLEAR"
   detail "CLEAR: no keys, no reservation"
+}
+
+# fence_scsi itself, nodes A (LUN 1 through initiator A) and B (through B).
+# Both nodes live in this one VM: the agent keeps the key of "its" node in
+# /var/run/cluster.key, written by its "on" action, so a node's "on" runs
+# right before that node acts.
+t_fence_agent() {
+  command -v fence_scsi >/dev/null || fail "fence_scsi is not in the image"
+  fs() { echo "+ fence_scsi $*"; fence_scsi "$@" 2>&1; }
+  sg_persist -n --out --register-ignore --param-sark=0xa1 "$SG1" >/dev/null 2>&1
+  sg_persist -n --out --clear --param-rk=0xa1 "$SG1" >/dev/null 2>&1
+  fs -d "$DISK1B" -k b2 -o on || fail "fence_scsi on (node B) failed"
+  fs -d "$DISK1" -k a1 -o on || fail "fence_scsi on (node A) failed"
+  fs -d "$DISK1" -k b2 -o status | tee /tmp/st; grep -q "Status: ON" /tmp/st || fail "B not ON after both nodes' on"
+  sg_persist -n --in --read-reservation "$SG1B" | tee /tmp/r
+  grep -qi 'registrants only' /tmp/r || fail "the agent's reservation is not Write Exclusive, registrants only"
+  wr "$SG1B" || fail "registered node B cannot write"
+  # node A fences node B (PREEMPT AND ABORT of B's key, through A)
+  fs -d "$DISK1" -k b2 -o off || fail "fence_scsi off (A fences B) failed"
+  fs -d "$DISK1" -k b2 -o status | tee /tmp/st; rc=$?
+  grep -q "Status: OFF" /tmp/st || fail "B not OFF after the agent fenced it"
+  wr "$SG1B"; r=$?; [ $r -ne 0 ] && conflict $r || fail "fenced node B could still write (rc=$r)"
+  wr "$SG1" || fail "node A cannot write after fencing B"
+  fs -d "$DISK1" -k a1 -o status | tee /tmp/st; grep -q "Status: ON" /tmp/st || fail "A not ON"
+  sg_persist -n --out --clear --param-rk=0xa1 "$SG1" >/dev/null 2>&1
+  detail "fence_scsi on A and B, A fences B: B OFF and RESERVATION CONFLICT, A ON and writes"
 }
