@@ -45,7 +45,7 @@ FENCE=(fence-agents python3.11-minimal libpython3.11-minimal libpython3.11-stdli
   python3-pexpect python3-ptyprocess libexpat1 zlib1g libssl3 libffi8 libuuid1)
 case "$profile" in
   rdma) TOP=("$KPKG" "${TOOLS[@]}" "${RDMA[@]}") ;;
-  xen)  TOP=("$KPKG" "${TOOLS[@]}" "${XEN[@]}") ;;
+  xen)  TOP=("$KPKG" "${TOOLS[@]}" "${XEN[@]}" "${RDMA[@]}") ;;
 esac
 
 # Close over Depends, keep the top-level packages and every library
@@ -275,6 +275,27 @@ add_fence_scsi() {
     >"$r/usr/lib/python3/dist-packages/pycurl.py"
 }
 
+# add_rdma_user ROOT: ip and rdma (iproute2) for soft RoCE, the rdma-core
+# providers (dlopened by libibverbs) with their driver files, libibverbs
+# and librdmacm
+add_rdma_user() {
+  local r=$1 f n
+  add_bin "$r" bin/ip
+  add_bin "$r" usr/bin/rdma
+  mkdir -p "$r/usr/lib/$MA/libibverbs" "$r/etc/libibverbs.d"
+  cp "$STAGE"/etc/libibverbs.d/*.driver "$r/etc/libibverbs.d/"
+  for f in "$STAGE/usr/lib/$MA/libibverbs/"*.so; do
+    cp -L "$f" "$r/usr/lib/$MA/libibverbs/"
+    for n in $(readelf -d "$f" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do add_lib "$r" "$n"; done
+  done
+  add_lib "$r" libibverbs.so.1; add_lib "$r" librdmacm.so.1
+  # rdma-core's librdmacm/libibverbs config files
+  cp -r "$STAGE/etc/rdma" "$r/etc/" 2>/dev/null || true
+}
+# soft RoCE and the kernel's SRP initiator
+RDMA_MODULES=(rdma_rxe rdma_ucm rdma_cm ib_cm iw_cm ib_core ib_uverbs ib_umad
+  ib_srp scsi_transport_srp dummy udp_tunnel ip6_udp_tunnel)
+
 mkcpio() { # ROOT OUT: gzip'd newc cpio, padded to 4 bytes
   (cd "$1" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) | gzip -6 >"$2"
   local sz; sz=$(stat -c %s "$2")
@@ -288,23 +309,11 @@ case "$profile" in
 rdma)
   R="$BUILD/root"; new_root "$R"
   add_kmod "$R"
-  add_bin "$R" bin/ip
-  add_bin "$R" usr/bin/rdma
   add_test_tools "$R"
   add_fence_scsi "$R"
-  # rdma-core providers (dlopened by libibverbs) and their driver files
-  mkdir -p "$R/usr/lib/$MA/libibverbs" "$R/etc/libibverbs.d"
-  cp "$STAGE"/etc/libibverbs.d/*.driver "$R/etc/libibverbs.d/"
-  for f in "$STAGE/usr/lib/$MA/libibverbs/"*.so; do
-    cp -L "$f" "$R/usr/lib/$MA/libibverbs/"
-    for n in $(readelf -d "$f" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do add_lib "$R" "$n"; done
-  done
-  add_lib "$R" libibverbs.so.1; add_lib "$R" librdmacm.so.1
-  # rdma-core's librdmacm/libibverbs config files
-  cp -r "$STAGE/etc/rdma" "$R/etc/" 2>/dev/null || true
+  add_rdma_user "$R"
   finish_libs "$R"
-  add_modules "$R" rdma_rxe rdma_ucm rdma_cm ib_cm iw_cm ib_core ib_uverbs ib_umad \
-    ib_srp scsi_transport_srp ib_srpt target_core_user dummy veth udp_tunnel ip6_udp_tunnel \
+  add_modules "$R" "${RDMA_MODULES[@]}" ib_srpt target_core_user veth \
     "${LIO_MODULES[@]}" "${TEST_MODULES[@]}" crc_t10dif crct10dif_common t10_pi
   cp "$HERE/guest/init-base.sh" "$R/init"; chmod +x "$R/init"
   echo rdma >"$R/etc/srptgt-vm-profile"
@@ -329,13 +338,16 @@ xen)
   for b in xenstore xenstore-chmod xenstore-exists xenstore-list xenstore-ls xenstore-read xenstore-rm xenstore-watch xenstore-write xenstore-control; do
     add_bin "$R" "usr/bin/$b"
   done
-  # sg3-utils in dom0 too (debugging the reference target)
-  add_bin "$R" usr/bin/sg_inq
+  # sg3-utils in dom0 too (debugging the reference target; the cross
+  # suite's ib_srp side)
+  for b in sg_inq sg_persist sg_dd sg_turs; do add_bin "$R" usr/bin/$b; done
+  # soft RoCE + ib_srp in dom0: one LUN over vscsiif and over RDMA (cross)
+  add_rdma_user "$R"
   finish_libs "$R"
   mkdir -p "$R/etc/xen" "$R/var/lib/xen" "$R/var/log/xen/console" "$R/run/xen" "$R/var/lib/xenstored"
   cp "$STAGE/etc/xen/xl.conf" "$R/etc/xen/" 2>/dev/null || true
   add_modules "$R" xen_evtchn xen_gntdev xen_gntalloc xen_privcmd xenfs xen_scsiback \
-    "${LIO_MODULES[@]}" "${TEST_MODULES[@]}"
+    "${RDMA_MODULES[@]}" "${LIO_MODULES[@]}" "${TEST_MODULES[@]}"
   mkdir -p "$R/domu"
   cp "$STAGE/boot/vmlinuz-$KVER" "$R/domu/vmlinuz"
   cp "$BUILD/domu.cpio.gz" "$R/domu/base.cpio.gz"

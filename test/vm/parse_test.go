@@ -71,7 +71,7 @@ SRPTGT-TEST s/two FAIL broke (1s)
 
 func TestRunOrderAndSuites(t *testing.T) {
 	got := strings.Join(RunOrder("xen", ForProfile("xen", AllSuites)), " ")
-	if got != "data sbc tmf perf guests identity pr" {
+	if got != "data sbc tmf perf guests cross identity pr" {
 		t.Errorf("xen order = %q", got)
 	}
 	if got := strings.Join(RunOrder("rdma", ForProfile("rdma", AllSuites)), " "); got != "identity data sbc tmf pr pr_fence perf" {
@@ -94,7 +94,7 @@ func TestForProfile(t *testing.T) {
 	}
 	want := map[string]string{
 		"rdma": "identity data sbc tmf pr pr_fence perf srp_login",
-		"xen":  "identity data sbc tmf pr perf guests xenctl",
+		"xen":  "identity data sbc tmf pr perf guests cross xenctl",
 	}
 	for p := range want {
 		if got[p] != want[p] {

@@ -233,13 +233,13 @@ func firstLines(s string, n int) string {
 type TestSpec struct{ Suite, Name string }
 
 // AllSuites are the guest suites in the order they run.
-var AllSuites = []string{"identity", "data", "sbc", "tmf", "pr", "pr_fence", "perf", "guests"}
+var AllSuites = []string{"identity", "data", "sbc", "tmf", "pr", "pr_fence", "perf", "guests", "cross"}
 
 // profileOnly names the suites that belong to one profile: the second Xen
-// guest, Xen hot-plug and Xen performance; fence_scsi (the agent is in the
-// rdma image only), and the RDMA login, bench, demo and restart tests
-// (srp_*).
-var profileOnly = map[string]string{"guests": "xen", "xenctl": "xen", "xenperf": "xen", "pr_fence": "rdma"}
+// guest, one LU over vscsiif and RDMA (dom0's ib_srp), Xen hot-plug and
+// Xen performance; fence_scsi (the agent is in the rdma image only), and
+// the RDMA login, bench, demo and restart tests (srp_*).
+var profileOnly = map[string]string{"guests": "xen", "cross": "xen", "xenctl": "xen", "xenperf": "xen", "pr_fence": "rdma"}
 
 // ForProfile drops the suites that belong to another profile.
 func ForProfile(profile string, suites []string) []string {
