@@ -180,6 +180,9 @@ func (e *env) front(g *xensim.Guest, vhost int) *vfront {
 	if err != nil {
 		e.t.Fatalf("frontend of %s vhost %d: %v", g.UUID(), vhost, err)
 	}
+	// (cleanups run last-in first-out: the frontend lets go of its ring
+	// before its guest's memory is freed)
+	e.t.Cleanup(f.Close)
 	return f
 }
 

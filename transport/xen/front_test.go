@@ -48,6 +48,11 @@ type vfront struct {
 	notes   []string
 	// rawNext, if set, replaces the next request's bytes (hostile tests)
 	rawNext []byte
+
+	// respDone is closed when the responses goroutine has returned: after
+	// that nothing touches the ring page, and the guest may free it
+	respDone  chan struct{}
+	closeOnce sync.Once
 }
 
 type result struct {
@@ -114,6 +119,7 @@ func dialFront(ctx context.Context, g *xensim.Guest, vhost int, ringStart uint32
 		}
 	}
 	f.state = xenbus.Initialised
+	f.respDone = make(chan struct{})
 	go f.responses()
 	go f.watch()
 	// wait for Connected
@@ -270,10 +276,16 @@ func (f *vfront) Notes() string {
 
 // responses consumes the response ring (scsifront_ring_drain).
 func (f *vfront) responses() {
+	defer close(f.respDone)
 	sense := make([]byte, vscsiif.SenseBufferSize)
 	for {
 		for {
 			f.mu.Lock()
+			if f.stopped {
+				// disconnected: the ring page may be going away
+				f.mu.Unlock()
+				return
+			}
 			if f.fr.Responses() == 0 && !f.fr.FinalCheck() {
 				f.mu.Unlock()
 				break
@@ -454,10 +466,17 @@ func (f *vfront) TMF(ctx context.Context, act uint8, lun uint64, refRqid uint16)
 
 // Close removes the frontend as the guest's xenbus would on module
 // unload: state Closing, then Closed.
+// Close disconnects and returns once the frontend no longer touches its
+// ring page (the guest's memory may be freed after it).
 func (f *vfront) Close() {
-	f.disconnect("frontend closed")
-	f.evt.Close()
-	f.st.Close()
+	f.closeOnce.Do(func() {
+		f.disconnect("frontend closed")
+		f.evt.Close()
+		if f.respDone != nil {
+			<-f.respDone
+		}
+		f.st.Close()
+	})
 }
 
 var _ scsitest.Initiator = (*vfront)(nil)

@@ -55,6 +55,8 @@ type VSCSI struct {
 	done    chan struct{}
 	err     error
 	once    sync.Once
+	// respDone is closed when the response goroutine has returned
+	respDone chan struct{}
 
 	// hooks for hostile-frontend tests: rewrite a request before it is
 	// published, or publish raw bytes
@@ -188,6 +190,7 @@ func (f *VSCSI) attach(ctx context.Context) error {
 		return err
 	}
 	f.state = xenbus.Initialised
+	f.respDone = make(chan struct{})
 	go f.responses()
 	go f.watch()
 	for {
@@ -325,6 +328,7 @@ func (f *VSCSI) Changed() <-chan struct{} { return f.changed }
 // responses is scsifront's interrupt handler: drain the ring, wake the
 // waiters, sleep on the event channel.
 func (f *VSCSI) responses() {
+	defer close(f.respDone)
 	var sense [vscsiif.SenseBufferSize]byte
 	var rsp vscsiif.Response
 	for {
@@ -651,6 +655,11 @@ func (f *VSCSI) teardown() {
 	d, g := f.d, f.d.g
 	if f.ev != nil {
 		f.ev.Close()
+	}
+	// the response goroutine returns on the closed event channel; after
+	// that nothing reads the ring page this teardown gives back
+	if f.respDone != nil {
+		<-f.respDone
 	}
 	d.setState(xenbus.Closing)
 	d.setState(xenbus.Closed)
