@@ -233,7 +233,7 @@ func firstLines(s string, n int) string {
 type TestSpec struct{ Suite, Name string }
 
 // AllSuites are the guest suites in the order they run.
-var AllSuites = []string{"identity", "data", "sbc", "tmf", "pr", "pr_fence", "perf", "guests", "cross"}
+var AllSuites = []string{"identity", "data", "sbc", "tmf", "pr", "pr_fence", "perf", "guests", "cross", "xenctl"}
 
 // profileOnly names the suites that belong to one profile: the second Xen
 // guest, one LU over vscsiif and RDMA (dom0's ib_srp), Xen hot-plug and
@@ -283,19 +283,24 @@ func SuiteTests(c Config, suites []string) ([]TestSpec, error) {
 // dom0 on PERSISTENT RESERVE IN and REPORT LUNS with 8 KiB allocation
 // lengths (sg_persist, sg_luns), after which the ring is dead; running
 // them last keeps the reference's data, SBC, TMF and perf results.
+// xenctl goes after them: its SIGTERM test restarts srptgt, and the guest
+// ends it with new SCSI hosts and disk names.
 func RunOrder(profile string, suites []string) []string {
 	if profile != "xen" {
 		return suites
 	}
-	var out, last []string
+	var out, last, xenctl []string
 	for _, s := range suites {
-		if s == "pr" || s == "identity" {
+		switch s {
+		case "pr", "identity":
 			last = append(last, s)
-			continue
+		case "xenctl":
+			xenctl = append(xenctl, s)
+		default:
+			out = append(out, s)
 		}
-		out = append(out, s)
 	}
-	return append(out, last...)
+	return append(append(out, last...), xenctl...)
 }
 
 // Timeouts bound a whole boot of each profile.

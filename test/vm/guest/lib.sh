@@ -31,6 +31,17 @@ expect_rc() {
   [ "$rc" = "$want" ] || fail "$d (rc=$rc, want $want)"
 }
 
+# xenctl REQ...: ask dom0 (target_control in target-srptgt-xen.sh) to act;
+# the request goes to the guest's console, which dom0 watches
+xenctl() { echo "SRPTGT-XENCTL $*" >/dev/console; echo "+ xenctl $*"; }
+
+# na_unless_srptgt WHY: end the test as not applicable (exit 77) unless
+# the target is srptgt
+na_unless_srptgt() {
+  [ -n "$TARGET" ] || . /vm/env
+  [ "$TARGET" = srptgt ] || { detail "$1"; exit 77; }
+}
+
 emit_log() { # id file
   echo "SRPTGT-LOG-BEGIN $1"
   sed 's/^/| /' "$2"

@@ -7,7 +7,6 @@
 # Devices: SG1 (the guest's LUN 1).
 TESTS="rdma_holds_guest_blocked:t_rdma_holds:180 guest_holds_rdma_blocked:t_guest_holds:180"
 
-xenctl() { echo "SRPTGT-XENCTL $*" >/dev/console; echo "+ xenctl $*"; }
 # until_in SECS RE CMD...: poll CMD's output until it matches RE
 until_in() {
   lim=$1 what=$2; shift 2; i=0
@@ -18,18 +17,13 @@ until_in() {
   cat /tmp/poll; return 1
 }
 wr() { head -c 512 /dev/zero >/tmp/c.blk; sg_dd if=/tmp/c.blk of="$1" bs=512 count=1 seek=500 >/tmp/wr.out 2>&1; r=$?; cat /tmp/wr.out; return $r; }
-cross_na() {
-  . /vm/env
-  [ "$TARGET" = srptgt ] && return 1
-  detail "the reference target has no ib_srp set-up in dom0"; exit 77
-}
 clean() { # no registrations, no reservation on LUN 1
   sg_persist -n --out --register-ignore --param-sark=0xe0 "$SG1" >/dev/null 2>&1
   sg_persist -n --out --clear --param-rk=0xe0 "$SG1" >/dev/null 2>&1
 }
 
 t_rdma_holds() {
-  cross_na && return
+  na_unless_srptgt "the reference target has no ib_srp set-up in dom0"
   clean
   wr "$SG1" || fail "the guest cannot write LUN 1 before the test"
   xenctl cross-reserve
@@ -48,7 +42,7 @@ t_rdma_holds() {
 }
 
 t_guest_holds() {
-  cross_na && return
+  na_unless_srptgt "the reference target has no ib_srp set-up in dom0"
   clean
   check "guest register 0xe0" sg_persist -n --out --register --param-sark=0xe0 "$SG1"
   check "guest reserve WE" sg_persist -n --out --reserve --param-rk=0xe0 --prout-type=1 "$SG1"

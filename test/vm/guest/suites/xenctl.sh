@@ -9,7 +9,6 @@
 # Both rewrite /tmp/devs.env with the devices they end with.
 TESTS="hotplug:t_hotplug:400 sigterm:t_sigterm:500"
 
-xenctl() { echo "SRPTGT-XENCTL $*" >/dev/console; echo "+ xenctl $*"; }
 
 host_of() {
   for h in /sys/class/scsi_host/host*; do
@@ -43,13 +42,8 @@ rewrite_devs() {
   cat /tmp/devs.env
 }
 
-na_unless_srptgt() {
-  [ -n "$TARGET" ] || . /vm/env
-  [ "$TARGET" = srptgt ] || { detail "srptgt only (dom0 acts through srptgt xen)"; exit 77; }
-}
-
 t_hotplug() {
-  na_unless_srptgt
+  na_unless_srptgt "srptgt only (dom0 acts through srptgt xen)"
   fio --name=bg --filename="$DISK0" --direct=1 --ioengine=libaio --rw=randwrite --bs=4k --iodepth=8 \
       --size=16m --time_based --runtime=60 --verify=crc32c --verify_backlog=64 --verify_fatal=1 >/tmp/fio_hp 2>&1 &
   fp=$!
@@ -84,7 +78,7 @@ io_started() {
 }
 
 t_sigterm() {
-  na_unless_srptgt
+  na_unless_srptgt "srptgt only (dom0 acts through srptgt xen)"
   fio --name=bg --filename="$DISK0" --direct=1 --ioengine=libaio --rw=randrw --bs=4k --iodepth=16 \
       --size=16m --time_based --runtime=120 >/tmp/fio_st 2>&1 &
   fp=$!
