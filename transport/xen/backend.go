@@ -129,6 +129,7 @@ type device struct {
 	name      string
 	watched   bool
 	reset     bool // the toolstack part recreated the nodes once
+	wholeHost bool // feature-host=1 seen and logged
 }
 
 // Listen starts the backend.
@@ -501,11 +502,14 @@ func (l *Listener) snapshot(d *device) xenbus.Snapshot {
 	s.State = xenbus.ParseState(v)
 	v, _ = st.Read(xenstore.None, d.be+"/online")
 	s.Online = strings.TrimSpace(v) == "1"
-	if v, _ := st.Read(xenstore.None, d.be+"/feature-host"); strings.TrimSpace(v) == "1" {
+	v, _ = st.Read(xenstore.None, d.be+"/feature-host")
+	wholeHost := strings.TrimSpace(v) == "1"
+	if wholeHost && !d.wholeHost {
 		// whole-host passthrough (SUSE libxl): not something a
 		// user-space target can do; every LUN entry is refused below.
-		l.log.Warn("feature-host=1 (whole host passthrough) is not supported", zap.String("device", d.be))
+		l.log.Warn("feature-host=1 (whole host passthrough) is not supported; its LUN entries are refused", zap.String("device", d.be))
 	}
+	d.wholeHost = wholeHost
 	if d.fe != fe {
 		if d.watched {
 			st.Unwatch(d.fe, d.token)
@@ -549,7 +553,7 @@ func (l *Listener) snapshot(d *device) xenbus.Snapshot {
 				dv.PDev = alt
 			}
 		}
-		if v, _ := st.Read(xenstore.None, d.be+"/feature-host"); strings.TrimSpace(v) == "1" {
+		if wholeHost {
 			dv.PDev = "\x00feature-host"
 		}
 		s.Devs = append(s.Devs, dv)

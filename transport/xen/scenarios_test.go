@@ -3,8 +3,10 @@ package xen_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,6 +19,7 @@ import (
 	"github.com/srptgt/srptgt/transport/xen/vscsiif"
 	"github.com/srptgt/srptgt/transport/xen/xenbus"
 	"github.com/srptgt/srptgt/transport/xen/xensim"
+	"github.com/srptgt/srptgt/transport/xen/xenstore"
 )
 
 // verify runs write/read-back cycles on lun until stop closes; unit
@@ -595,5 +598,71 @@ func (h *crashHV) crash() {
 	defer h.mu.Unlock()
 	for _, st := range h.stores {
 		st.Close()
+	}
+}
+
+// writeLibxlDevice writes a vscsi device the way SUSE's libxl does for
+// vscsi= in a guest config (not through srptgt xen attach): its own
+// libxl_ctrl_index and feature-host keys, p-dev naming the host's H:C:T:L
+// and p-devname the device, both directories made first with their
+// permissions, then the keys.
+func writeLibxlDevice(t *testing.T, st xen.Store, dom int, vhost int, featureHost, pdevname string) {
+	t.Helper()
+	be := fmt.Sprintf("/local/domain/0/backend/vscsi/%d/%d", dom, vhost)
+	fe := fmt.Sprintf("/local/domain/%d/device/vscsi/%d", dom, vhost)
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(st.Mkdir(xenstore.None, be))
+	must(st.SetPerms(xenstore.None, be, []xenstore.Perm{{Dom: 0}, {Dom: uint16(dom), Read: true}}))
+	must(st.Mkdir(xenstore.None, fe))
+	must(st.SetPerms(xenstore.None, fe, []xenstore.Perm{{Dom: uint16(dom)}, {Dom: 0, Read: true}}))
+	for _, kv := range [][2]string{
+		{be + "/frontend", fe}, {be + "/frontend-id", strconv.Itoa(dom)}, {be + "/online", "1"},
+		{be + "/libxl_ctrl_index", strconv.Itoa(vhost)}, {be + "/feature-host", featureHost},
+		{be + "/vscsi-devs/dev-0/p-dev", "8:0:0:0"}, {be + "/vscsi-devs/dev-0/p-devname", pdevname},
+		{be + "/vscsi-devs/dev-0/v-dev", "0:0:0:0"}, {be + "/vscsi-devs/dev-0/state", "1"},
+		{be + "/state", "1"},
+		{fe + "/backend", be}, {fe + "/backend-id", "0"}, {fe + "/state", "1"},
+	} {
+		must(st.Write(xenstore.None, kv[0], kv[1]))
+	}
+}
+
+// A device written by another toolstack in SUSE's libxl layout is served
+// like one srptgt wrote: the LU is found by p-devname when p-dev is the
+// host's address, and the guest's verified I/O goes through. Whole-host
+// passthrough (feature-host=1) is refused: that vhost's LUN entries are
+// not offered (logged once), the vhost itself connects empty.
+func TestLibxlLayoutServed(t *testing.T) {
+	e := newEnv(t, nil)
+	g := e.guest("g1")
+	st := e.store()
+	writeLibxlDevice(t, st, int(g.ID()), 0, "0", "disk0")
+	writeLibxlDevice(t, st, int(g.ID()), 1, "1", "disk0")
+	f := e.front(g, 0)
+	clearUA(t, f, 0)
+	rnd := rand.New(rand.NewSource(5))
+	for i := 0; i < 4; i++ {
+		if err := rw(ctxT(t, 5*time.Second), f, 0, uint32(i*32), 16, rnd); err != nil {
+			t.Fatalf("I/O on the libxl-written device: %v", err)
+		}
+	}
+	f2 := e.front(g, 1)
+	time.Sleep(100 * time.Millisecond)
+	if luns := f2.LUNs(); len(luns) != 0 {
+		t.Errorf("the feature-host=1 vhost offers LUNs %v", luns)
+	}
+	warned := 0
+	for _, l := range e.logs.All() {
+		if strings.Contains(l.Message, "feature-host=1") {
+			warned++
+		}
+	}
+	if warned != 1 {
+		t.Errorf("%d log lines about the feature-host=1 device, want 1", warned)
 	}
 }
