@@ -660,7 +660,10 @@ func (l *Listener) apply(d *device, acts []xenbus.Action) {
 			if a2, err := ParseAddr(a.Dev.VDev); err == nil {
 				n, _ := a2.SAMLUN()
 				d.luns[a.Dev.Name] = LUNMap{LUN: n, LU: a.Dev.PDev, Addr: a2}
-				mapChanged = true
+				// mapped now, before the writes that follow tell the
+				// guest: xen-scsifront scans a new address at once,
+				// and a failed INQUIRY there loses the LUN for good
+				l.publish(d)
 			}
 		case xenbus.RemoveLUN:
 			if d.ring != nil {

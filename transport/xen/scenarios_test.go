@@ -581,6 +581,9 @@ type crashHV struct {
 	xen.Hypervisor
 	mu     sync.Mutex
 	stores []xen.Store
+	// onWrite, if set, sees every write of the backend's XenStore
+	// connections before it is made
+	onWrite atomic.Pointer[func(path, value string)]
 }
 
 func (h *crashHV) Store() (xen.Store, error) {
@@ -589,8 +592,21 @@ func (h *crashHV) Store() (xen.Store, error) {
 		h.mu.Lock()
 		h.stores = append(h.stores, st)
 		h.mu.Unlock()
+		st = hookedStore{st, h}
 	}
 	return st, err
+}
+
+type hookedStore struct {
+	xen.Store
+	h *crashHV
+}
+
+func (s hookedStore) Write(tx xenstore.Tx, path, value string) error {
+	if f := s.h.onWrite.Load(); f != nil {
+		(*f)(path, value)
+	}
+	return s.Store.Write(tx, path, value)
 }
 
 func (h *crashHV) crash() {
@@ -664,5 +680,62 @@ func TestLibxlLayoutServed(t *testing.T) {
 	}
 	if warned != 1 {
 		t.Errorf("%d log lines about the feature-host=1 device, want 1", warned)
+	}
+}
+
+// A hot-added LUN is in the session's LUN map before the backend tells the
+// guest about it (its entry's state Initialised): xen-scsifront scans the
+// new address at once, and an INQUIRY that finds no LU there fails
+// scsi_add_device for good (seen in the Xen VM's hot-plug test).
+func TestHotAddMapsBeforeTellingTheGuest(t *testing.T) {
+	var mu sync.Mutex
+	mapped := map[uint16]bool{}
+	e := newEnv(t, func(c *xen.Config) {
+		c.Guests = []xen.Guest{{Domain: "g1", LUNs: []xen.LUNSpec{spec(t, "disk0, 0:0:0:0")}}}
+		inner := c.OnMap
+		c.OnMap = func(id [16]byte, l []xen.LUNMap) {
+			mu.Lock()
+			mapped = map[uint16]bool{}
+			for _, m := range l {
+				mapped[m.LUN] = true
+			}
+			mu.Unlock()
+			inner(id, l)
+		}
+	})
+	var told []string // "dev-N mapped|unmapped" at each state-Initialised write
+	hook := func(path, value string) {
+		if !strings.Contains(path, "/vscsi-devs/") || !strings.HasSuffix(path, "/state") || value != "3" {
+			return
+		}
+		dev := strings.TrimSuffix(path[strings.LastIndex(path, "/vscsi-devs/")+len("/vscsi-devs/"):], "/state")
+		lun := uint16(0)
+		if dev == "dev-1" {
+			lun = 1
+		}
+		mu.Lock()
+		told = append(told, fmt.Sprintf("%s mapped=%v", dev, mapped[lun]))
+		mu.Unlock()
+	}
+	e.crash.onWrite.Store(&hook)
+	g := e.guest("g1")
+	f := e.front(g, 0)
+	clearUA(t, f, 0)
+	st := e.store()
+	if err := xen.Attach(st, xen.AttachRequest{Domain: "g1", LU: "disk1", Addr: xen.Addr{LUN: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the guest to add LUN 1", func() bool { return hasAddr(f, 1) })
+	e.crash.onWrite.Store(nil)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(told) < 2 {
+		t.Fatalf("state writes seen: %v", told)
+	}
+	for _, s := range told {
+		if !strings.HasSuffix(s, "mapped=true") {
+			t.Errorf("the guest was told about a LUN before the session mapped it: %v", told)
+			break
+		}
 	}
 }
