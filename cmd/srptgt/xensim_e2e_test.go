@@ -28,7 +28,7 @@ type xenE2E struct {
 	cfg   string
 	sim   *exec.Cmd
 	serve *exec.Cmd
-	slog  *bytes.Buffer
+	slog  *syncBuffer
 }
 
 func newXenE2E(t *testing.T) *xenE2E {
@@ -87,7 +87,7 @@ xen:
 }
 
 func (x *xenE2E) startServe() {
-	x.slog = &bytes.Buffer{}
+	x.slog = &syncBuffer{}
 	x.serve = exec.Command(x.bin, "serve", "--config", x.cfg, "--xen-sim", x.sock, "--shutdown-timeout", "10s")
 	x.serve.Stderr = x.slog
 	if err := x.serve.Start(); err != nil {
@@ -117,7 +117,7 @@ func (x *xenE2E) stopServe() {
 type benchRun struct {
 	cmd    *exec.Cmd
 	out    bytes.Buffer
-	errb   bytes.Buffer
+	errb   syncBuffer
 	done   chan error
 	result bench.Result
 }
