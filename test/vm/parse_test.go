@@ -70,11 +70,11 @@ SRPTGT-TEST s/two FAIL broke (1s)
 }
 
 func TestRunOrderAndSuites(t *testing.T) {
-	got := strings.Join(RunOrder("xen", ForProfile("xen", AllSuites)), " ")
+	got := strings.Join(RunOrder("xen", ForProfile("xen", append(AllSuites, "guests", "cross", "xenctl"))), " ")
 	if got != "data sbc tmf perf guests cross identity pr xenctl" {
 		t.Errorf("xen order = %q", got)
 	}
-	if got := strings.Join(RunOrder("rdma", ForProfile("rdma", AllSuites)), " "); got != "identity data sbc tmf pr pr_fence perf" {
+	if got := strings.Join(RunOrder("rdma", ForProfile("rdma", AllSuites)), " "); got != "identity data sbc tmf pr perf" {
 		t.Errorf("rdma order = %q", got)
 	}
 	cfg, _ := DefaultConfig()
@@ -87,13 +87,13 @@ func TestRunOrderAndSuites(t *testing.T) {
 // Each profile runs only its own suites: the second Xen guest and the Xen
 // control suites never reach the rdma VM, the srp_* suites never the Xen one.
 func TestForProfile(t *testing.T) {
-	all := append(append([]string{}, AllSuites...), "xenperf", "srp_login")
+	all := append(append([]string{}, AllSuites...), "pr_fence", "guests", "cross", "xenctl", "xenperf", "srp_login")
 	got := map[string]string{
 		"rdma": strings.Join(ForProfile("rdma", all), " "),
 		"xen":  strings.Join(ForProfile("xen", all), " "),
 	}
 	want := map[string]string{
-		"rdma": "identity data sbc tmf pr pr_fence perf srp_login",
+		"rdma": "identity data sbc tmf pr perf pr_fence srp_login",
 		"xen":  "identity data sbc tmf pr perf guests cross xenctl xenperf",
 	}
 	for p := range want {

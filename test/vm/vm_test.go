@@ -1,7 +1,6 @@
 package vm
 
 import (
-	"context"
 	"flag"
 	"os"
 	"regexp"
@@ -20,22 +19,7 @@ import (
 // failure is logged as the reference result. srptgt failures fail the
 // test; srptgt cells are skipped only as "n/a (target not available)".
 func TestVM(t *testing.T) {
-	if testing.Short() {
-		t.Skip("boots QEMU for minutes; not run with -short")
-	}
-	if os.Geteuid() != 0 {
-		t.Fatal("the VM harness needs root (apt-get, QEMU images under /var/cache)")
-	}
-	cfg, err := DefaultConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Log = tlog{t}
-	ctx := context.Background()
-	if err := Setup(ctx, cfg); err != nil {
-		t.Fatalf("host set-up: %v", err)
-	}
-	srpt := BuildSrptgt(ctx, cfg)
+	ctx, cfg, srpt := Prepare(t)
 	if srpt.Err != nil {
 		t.Logf("srptgt: %s: %v", NotAvailable, srpt.Err)
 	} else {
@@ -52,7 +36,7 @@ func TestVM(t *testing.T) {
 			for _, target := range Targets {
 				t.Run(target, func(t *testing.T) {
 					c := cfg
-					c.Log = tlog{t}
+					c.Log = TestLog{T: t}
 					rr, err := Run(ctx, c, profile, target, suites, srpt)
 					if rr != nil {
 						runs[target] = rr
@@ -102,32 +86,15 @@ func report(t *testing.T, rr *RunResult) {
 						t.Logf("PASS %s (%v)", r.Detail, r.Elapsed)
 					default:
 						if rr.Target == "lio" {
-							t.Logf("reference result (LIO): FAIL %s\n%s", r.Detail, tail(r.Log, 30))
+							t.Logf("reference result (LIO): FAIL %s\n%s", r.Detail, LastLines(r.Log, 30))
 						} else {
-							t.Errorf("FAIL %s\n%s", r.Detail, tail(r.Log, 60))
+							t.Errorf("FAIL %s\n%s", r.Detail, LastLines(r.Log, 60))
 						}
 					}
 				})
 			}
 		})
 	}
-}
-
-func tail(s string, n int) string {
-	l := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(l) > n {
-		l = l[len(l)-n:]
-	}
-	return strings.Join(l, "\n")
-}
-
-type tlog struct{ t *testing.T }
-
-func (w tlog) Write(p []byte) (int, error) {
-	for _, l := range strings.Split(strings.TrimRight(string(p), "\n"), "\n") {
-		w.t.Log(l)
-	}
-	return len(p), nil
 }
 
 func splitEnv(name string, all []string) []string {

@@ -6,7 +6,9 @@
 //     small, a wrong target port ID, an initiator the ACL refuses);
 //   - srp_restart: kill -9 srptgt under fio --verify; ib_srp reconnects by
 //     itself and the job completes with verified data;
-//   - srp_bench: srptgt bench, the Go initiator over real verbs.
+//   - srp_bench: srptgt bench, the Go initiator over real verbs;
+//   - pr_fence: the sg_persist sequence of fence_scsi, then Debian's
+//     fence_scsi agent itself fencing one of two ib_srp ports.
 //
 // The reference target (LIO ib_srpt) runs the same scripts where they
 // apply; its results are recorded, not judged. Not built with -race:

@@ -14,38 +14,17 @@ import (
 	"github.com/srptgt/srptgt/test/vm"
 )
 
-var suites = []string{"srp_login", "srp_restart", "srp_bench"}
+var suites = []string{"srp_login", "srp_restart", "srp_bench", "pr_fence"}
 
 func TestRDMAKernelInitiator(t *testing.T) {
-	if testing.Short() {
-		t.Skip("boots QEMU for minutes; not run with -short")
-	}
-	if os.Geteuid() != 0 {
-		t.Fatal("the VM harness needs root")
-	}
-	cfg, err := vm.DefaultConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Log = tlog{t}
-	ctx := context.Background()
-	if err := vm.Setup(ctx, cfg); err != nil {
-		t.Fatalf("host set-up: %v", err)
-	}
-	srpt := vm.BuildSrptgt(ctx, cfg)
-	if srpt.Err != nil {
-		t.Fatalf("srptgt: %v", srpt.Err)
-	}
-	if !srpt.Has("rdma") {
-		t.Fatalf("srptgt version lists no rdma transport (%s)", strings.Join(srpt.Transports, " "))
-	}
+	ctx, cfg, srpt := vm.Prepare(t, "rdma")
 	var table strings.Builder
 	fmt.Fprintf(&table, "%-34s %-50s %s\n", "test", "lio", "srptgt")
 	results := map[string]map[string]vm.Result{}
 	for _, target := range []string{"lio", "srptgt"} {
 		t.Run(target, func(t *testing.T) {
 			c := cfg
-			c.Log = tlog{t}
+			c.Log = vm.TestLog{T: t}
 			rr, err := vm.Run(ctx, c, "rdma", target, suites, srpt)
 			if err != nil {
 				t.Errorf("harness: %v", err)
@@ -66,9 +45,9 @@ func TestRDMAKernelInitiator(t *testing.T) {
 					case r.Status == vm.NA:
 						t.Skipf("%s", r.Detail)
 					case target == "lio":
-						t.Logf("reference result (LIO): FAIL %s\n%s", r.Detail, tail(r.Log, 30))
+						t.Logf("reference result (LIO): FAIL %s\n%s", r.Detail, vm.LastLines(r.Log, 30))
 					default:
-						t.Errorf("FAIL %s\n%s", r.Detail, tail(r.Log, 80))
+						t.Errorf("FAIL %s\n%s", r.Detail, vm.LastLines(r.Log, 80))
 					}
 				})
 			}
@@ -98,23 +77,6 @@ func cell(m map[string]vm.Result, id string) string {
 		d = d[:157] + "..."
 	}
 	return string(r.Status) + " " + d
-}
-
-func tail(s string, n int) string {
-	l := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(l) > n {
-		l = l[len(l)-n:]
-	}
-	return strings.Join(l, "\n")
-}
-
-type tlog struct{ t *testing.T }
-
-func (w tlog) Write(p []byte) (int, error) {
-	for _, l := range strings.Split(strings.TrimRight(string(p), "\n"), "\n") {
-		w.t.Log(l)
-	}
-	return len(p), nil
 }
 
 // TestDemo is test/demo.sh: one boot of the rdma profile with srptgt as
@@ -177,7 +139,7 @@ func TestPerfRatios(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.Log = tlog{t}
+	cfg.Log = vm.TestLog{T: t}
 	ctx := context.Background()
 	if err := vm.Setup(ctx, cfg); err != nil {
 		t.Fatal(err)
