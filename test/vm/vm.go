@@ -31,6 +31,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -256,6 +257,23 @@ func Prepare(t *testing.T, transports ...string) (context.Context, Config, *Srpt
 	return ctx, cfg, srpt
 }
 
+// lockQEMU takes the host-wide VM lock ($CACHE/qemu.lock), waiting for a
+// VM another test process is running; the returned function releases it.
+func (c Config) lockQEMU() (func(), error) {
+	f, err := os.OpenFile(filepath.Join(c.Cache, "qemu.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		c.logf("vm: waiting for another test's VM to finish (%s)", f.Name())
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("locking %s: %w", f.Name(), err)
+		}
+	}
+	return func() { f.Close() }, nil
+}
+
 // LastLines is the last n lines of s (a test's log, for a failure message).
 func LastLines(s string, n int) string {
 	l := strings.Split(strings.TrimRight(s, "\n"), "\n")
@@ -446,6 +464,15 @@ func Run(ctx context.Context, c Config, profile, target string, suites []string,
 	if v, err := os.ReadFile(filepath.Join(img, "versions.txt")); err == nil {
 		rr.Info["packages"] = strings.Join(pickVersions(string(v)), " ")
 	}
+	// one VM at a time on this host: go test runs packages in parallel,
+	// and two emulated VMs on two cores slow each other past the guests'
+	// own timeouts
+	unlock, err := c.lockQEMU()
+	if err != nil {
+		return rr, err
+	}
+	defer unlock()
+	start = time.Now()
 	c.logf("vm: booting %s/%s (log %s)", profile, target, rr.LogPath)
 	latest := filepath.Join(logDir, profile+"-"+target+".log")
 	os.Remove(latest)

@@ -22,7 +22,8 @@ host_of() {
 devices() {
   v=$1; shift
   i=0; h=""; devs=""
-  while [ $i -lt 150 ]; do
+  # (up to 2 minutes: a loaded host boots the guests slowly)
+  while [ $i -lt 600 ]; do
     if h=$(host_of $v); then
       devs=""
       for l in "$@"; do d=$(scsi_dev "$h:0:0:$l") || { devs=""; break; }; devs="$devs $d"; done

@@ -23,7 +23,12 @@ rd() { sg_dd if="$1" of=/dev/null bs=512 count=1 skip=400 >/tmp/rd.out 2>&1; r=$
 conflict() { grep -qi 'conflict' /tmp/wr.out || [ "$1" -eq 24 ]; }
 
 t_on_a() {
-  # a clean start: whatever an earlier suite left
+  # a clean start: unit attentions an earlier suite left pending (a target
+  # restart: POWER ON, RESET) are taken first, sg_persist does not retry
+  for d in "$SG1" "$SG1B"; do
+    i=0; until sg_turs "$d" >/dev/null 2>&1 || [ $i -ge 4 ]; do i=$((i+1)); done
+  done
+  # and whatever reservation an earlier suite left
   sg_persist -n --out --register-ignore --param-sark=$KA "$SG1" >/dev/null 2>&1
   sg_persist -n --out --clear --param-rk=$KA "$SG1" >/dev/null 2>&1
   # fence_scsi "on" for node A: register, and reserve (type 5) since
