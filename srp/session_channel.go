@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/srptgt/srptgt/internal/bufpool"
 	"github.com/srptgt/srptgt/scsi"
 )
 
@@ -42,7 +43,11 @@ type channel struct {
 	// 2N slots for N credits: a slot whose response carried its credit is
 	// still sending while the initiator may already use that credit.
 	slots []*slot
-	free  chan *slot
+	free  bufpool.Stack[*slot]
+	// freeWait is set while the receive goroutine waits for a free slot;
+	// freed wakes it.
+	freeWait atomic.Bool
+	freed    chan struct{}
 
 	draining  atomic.Bool
 	done      chan struct{}
@@ -64,7 +69,8 @@ func newChannel(s *Server, ch Channel, port *scsi.Port, credits int, immOff uint
 		log:     s.log,
 		credits: credits,
 		immOff:  immOff,
-		free:    make(chan *slot, 2*credits),
+		free:    bufpool.Stack[*slot]{Depth: 2 * credits},
+		freed:   make(chan struct{}, 1),
 		// syncData: see Limits.SyncData and slot.prepare.
 		syncData: ch.Limits().SyncData,
 		done:     make(chan struct{}),
@@ -75,7 +81,7 @@ func newChannel(s *Server, ch Channel, port *scsi.Port, credits int, immOff uint
 	for i := range c.slots {
 		sl := newSlot(c)
 		c.slots[i] = sl
-		c.free <- sl
+		c.free.Push(sl)
 	}
 	return c
 }
@@ -169,7 +175,13 @@ func (c *channel) finish(sl *slot, answered bool) {
 	if !answered {
 		c.owed.Add(1)
 	}
-	c.free <- sl
+	c.free.Push(sl)
+	if c.freeWait.Load() {
+		select {
+		case c.freed <- struct{}{}:
+		default:
+		}
+	}
 	if c.inflight.Add(-1) == 0 && c.owed.Load() > 0 && !c.closing() {
 		c.sendCredits()
 	}
@@ -191,9 +203,28 @@ func (c *channel) sendCredits() {
 	}
 }
 
+// takeSlot returns a free slot, waiting for one if all 2N are busy (an
+// initiator past its credits). Only the receive goroutine takes slots.
+func (c *channel) takeSlot() *slot {
+	for {
+		if sl, ok := c.free.Pop(); ok {
+			return sl
+		}
+		// finish pushes, then looks at freeWait: either it sees the
+		// flag and wakes us, or our second Pop sees its slot
+		c.freeWait.Store(true)
+		if sl, ok := c.free.Pop(); ok {
+			c.freeWait.Store(false)
+			return sl
+		}
+		<-c.freed
+		c.freeWait.Store(false)
+	}
+}
+
 func (c *channel) onCmd(cmd *Cmd) {
 	c.inflight.Add(1)
-	sl := <-c.free
+	sl := c.takeSlot()
 	if !c.takeCredit() {
 		sl.reply(cmd.Tag, scsi.StatusTaskSetFull, nil)
 		c.log.Warn("initiator exceeded its request limit; answered TASK SET FULL",
@@ -209,7 +240,7 @@ func (c *channel) onCmd(cmd *Cmd) {
 
 func (c *channel) onTMF(t *TskMgmt) {
 	c.inflight.Add(1)
-	sl := <-c.free
+	sl := c.takeSlot()
 	if !c.takeCredit() {
 		sl.tmfReply(t.Tag, RspCodeFailed)
 		return

@@ -429,6 +429,7 @@ func (w *worker) loop(ctx context.Context) {
 		} else {
 			req.CDB = scsitest.RW16(0x88, 0, lba, blocks)
 			req.InLen = bs
+			req.DiscardIn = r.gens == nil
 		}
 		t0 := time.Now()
 		resp, err := r.in.Do(context.WithoutCancel(ctx), req)

@@ -24,6 +24,11 @@ type Request struct {
 	DataOut []byte
 	// InLen is the size of the data-in buffer offered (0: no data-in).
 	InLen int
+	// DiscardIn says the caller will not look at the data-in, as fio
+	// without verify never reads the buffer the device wrote: an
+	// initiator may then leave Response.Data nil instead of copying the
+	// data out of its transfer buffers. The target's side is unchanged.
+	DiscardIn bool
 	// Tag is the command's tag; 0 lets the initiator pick one.
 	Tag uint64
 }

@@ -3,6 +3,7 @@ package xen
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,6 +56,9 @@ type ring struct {
 	nOut        int
 	dead        bool // ring unmapped: nothing may touch the page
 	rsp         vscsiif.Response
+	// deferRsp: the receiver holds more requests of the batch it is
+	// taking; answer leaves the push to it (next).
+	deferRsp bool
 
 	copies sync.Pool // *[]CopySeg
 
@@ -158,8 +162,16 @@ func (r *ring) kicker() {
 
 // next copies the next request out of the ring, waiting for one while
 // stop is open. It returns false when stop closed or the ring faulted.
+//
+// Requests are taken in batches, one read of req_prod for all the
+// requests it shows; while more of the batch remain, answer writes
+// responses without pushing them (deferRsp), and the last request of the
+// batch, or running out of requests, pushes them all with at most one
+// notification. Before sleeping on the event channel the receiver looks
+// at the ring a few more times (pollSpins), so a frontend that sends its
+// next request within microseconds costs no wake-ups.
 func (r *ring) next(stop <-chan struct{}) bool {
-	for {
+	for spins := 0; ; spins++ {
 		select {
 		case <-stop:
 			return false
@@ -172,16 +184,32 @@ func (r *ring) next(stop <-chan struct{}) bool {
 			r.rmu.Unlock()
 			return false
 		}
-		n, err := r.br.Pending()
+		n, err := r.br.Seen(), error(nil)
+		notify := false
+		if n == 0 {
+			r.deferRsp = false
+			notify = r.br.Push()
+			n, err = r.br.Pending()
+		}
 		more := n > 0
-		if err == nil && n == 0 {
+		if err == nil && !more && spins >= pollSpins {
 			more, err = r.br.FinalCheck()
+			n = r.br.Seen()
 		}
 		if err == nil && more {
 			r.br.CopyRequest(r.reqBuf[:])
+			r.deferRsp = n > 1
 		}
 		r.rmu.Unlock()
+		if notify {
+			r.evt.Notify()
+		}
 		if err == nil && !more {
+			if spins < pollSpins {
+				runtime.Gosched()
+				continue
+			}
+			spins = 0
 			select {
 			case <-r.kick:
 			case <-stop:
@@ -207,6 +235,10 @@ func (r *ring) next(stop <-chan struct{}) bool {
 		return true
 	}
 }
+
+// pollSpins is how many times the receiver yields and looks at the ring
+// again before it arms req_event and sleeps.
+var pollSpins = 64
 
 // Recv builds the next IU from the ring: SRP_CMD for a CDB request,
 // SRP_TSK_MGMT for ABORT and RESET. Requests that cannot reach the
@@ -342,7 +374,8 @@ func (r *ring) Send(iu *srp.IU) error {
 }
 
 // answer writes one response and pushes it, notifying the frontend only
-// if it asked (rsp_event).
+// if it asked (rsp_event); in the middle of a batch of requests the
+// receiver pushes it later (next).
 func (r *ring) answer(rqid uint16, rslt int32, sense []byte, resid uint32) error {
 	r.rmu.Lock()
 	if r.dead {
@@ -359,6 +392,11 @@ func (r *ring) answer(rqid uint16, rslt int32, sense []byte, resid uint32) error
 	r.nOut--
 	r.rsp = vscsiif.Response{Rqid: rqid, Sense: sense, Rslt: rslt, Residual: resid}
 	r.br.PutResponse(&r.rsp)
+	if r.deferRsp {
+		// the receiver pushes it with the rest of its batch
+		r.rmu.Unlock()
+		return nil
+	}
 	notify := r.br.Push()
 	r.rmu.Unlock()
 	if notify {

@@ -241,7 +241,9 @@ func (s *SRPDirect) Do(ctx context.Context, r *scsitest.Request) (*scsitest.Resp
 			got -= int(d.diResid)
 			resp.InResidual = int(d.diResid)
 		}
-		resp.Data = append([]byte(nil), t.mem[:max(0, got)]...)
+		if !r.DiscardIn {
+			resp.Data = append([]byte(nil), t.mem[:max(0, got)]...)
+		}
 	}
 	if d.flags&srp.RspFlagDoUnder != 0 {
 		resp.OutResidual = int(d.doResid)

@@ -401,17 +401,21 @@ type Request struct {
 	CDB     []byte
 	DataOut []byte
 	InLen   int
-	RefRqid uint16
+	// DiscardIn: Wait leaves the data-in in the granted pages
+	// (scsitest.Request.DiscardIn).
+	DiscardIn bool
+	RefRqid   uint16
 	// Rqid is set by Submit.
 	Rqid uint16
 }
 
 // Pending is a submitted request.
 type Pending struct {
-	f     *VSCSI
-	Rqid  uint16
-	inLen int
-	n     int
+	f       *VSCSI
+	Rqid    uint16
+	inLen   int
+	n       int
+	discard bool
 }
 
 // Submit takes a free request slot, grants the data pages and publishes
@@ -493,7 +497,7 @@ func (f *VSCSI) Submit(ctx context.Context, r *Request) (Pending, error) {
 	if kick {
 		f.ev.Notify()
 	}
-	return Pending{f: f, Rqid: rqid, inLen: r.InLen, n: pages}, nil
+	return Pending{f: f, Rqid: rqid, inLen: r.InLen, n: pages, discard: r.DiscardIn}, nil
 }
 
 func (f *VSCSI) release(rqid uint16, pages int) {
@@ -524,7 +528,7 @@ func (p Pending) Wait(ctx context.Context, res *Result, in []byte) ([]byte, erro
 		if r.senseLen > 0 {
 			res.Sense = append([]byte(nil), r.sense[:r.senseLen]...)
 		}
-		if p.inLen > 0 {
+		if p.inLen > 0 && !p.discard {
 			got := max(0, p.inLen-int(r.rsp.Residual))
 			in = append(in[:0], s.mem[:got]...)
 		}
@@ -541,13 +545,13 @@ func (p Pending) Wait(ctx context.Context, res *Result, in []byte) ([]byte, erro
 
 // Do runs one command.
 func (f *VSCSI) Do(ctx context.Context, r *scsitest.Request) (*scsitest.Response, error) {
-	req := &Request{LUN: r.LUN, CDB: r.CDB, DataOut: r.DataOut, InLen: r.InLen}
+	req := &Request{LUN: r.LUN, CDB: r.CDB, DataOut: r.DataOut, InLen: r.InLen, DiscardIn: r.DiscardIn}
 	p, err := f.Submit(ctx, req)
 	if err != nil {
 		return nil, err
 	}
 	var in []byte
-	if r.InLen > 0 {
+	if r.InLen > 0 && !r.DiscardIn {
 		in = make([]byte, 0, r.InLen)
 	}
 	res := new(Result)

@@ -48,7 +48,12 @@ type Channel struct {
 	inflight  atomic.Int64
 	torn      chan struct{}
 
-	batches chan *copyBatch
+	batches bufpool.Stack[*copyBatch]
+
+	// deferRsp: the receiver holds more requests of the batch it is
+	// taking; Send leaves its response for the receiver to publish when
+	// the batch ends (flush).
+	deferRsp atomic.Bool
 }
 
 type copyBatch struct {
@@ -69,10 +74,10 @@ func newChannel(log *zap.Logger, dom xen.DomID, geo Geometry, grants xen.Grants,
 	c := &Channel{log: log, dom: dom, geo: geo, grants: grants, region: region, ev: ev, ring: r,
 		pool: bufpool.New(nil), rbuf: make([]byte, geo.SlotSize()), sendTimeout: sendTimeout,
 		reqReady: make(chan struct{}, 1), space: make(chan struct{}, 1), done: make(chan struct{}),
-		torn: make(chan struct{}), batches: make(chan *copyBatch, 64)}
+		torn: make(chan struct{})}
 	c.cons, c.prod = r.Backend()
-	for i := 0; i < cap(c.batches); i++ {
-		c.batches <- &copyBatch{segs: make([]xen.CopySeg, 0, 64)}
+	for range 64 {
+		c.batches.Push(&copyBatch{segs: make([]xen.CopySeg, 0, 64)})
 	}
 	go c.events()
 	return c, nil
@@ -111,6 +116,13 @@ func (c *Channel) notify() {
 
 // next copies the next request slot into c.rbuf, waiting for one. It
 // returns srp.ErrClosed once the channel is closed.
+//
+// Requests the frontend published together are taken as a batch: the
+// producer index is read once for all of them, and while more of the
+// batch remain, responses are written but not published (Send defers;
+// see deferRsp). The last request of a batch, or the receiver running out
+// of requests, publishes the responses and the consumed request slots at
+// once, with at most one notification each way.
 func (c *Channel) next(timeout <-chan time.Time) error {
 	for {
 		// The ring stays mapped while this receiver is counted in
@@ -118,7 +130,12 @@ func (c *Channel) next(timeout <-chan time.Time) error {
 		if !c.enter() {
 			return srp.ErrClosed
 		}
-		n, err := c.cons.Pending()
+		n, err := c.cons.Seen(), error(nil)
+		if n == 0 {
+			if err = c.flush(); err == nil {
+				n, err = c.cons.Pending()
+			}
+		}
 		// Poll briefly before arming the event and sleeping: a frontend
 		// that answers within microseconds is picked up without two
 		// wake-ups through the event channel.
@@ -136,7 +153,9 @@ func (c *Channel) next(timeout <-chan time.Time) error {
 		}
 		if n > 0 {
 			c.cons.Copy(c.rbuf)
-			if c.cons.Publish() {
+			last := n == 1
+			c.deferRsp.Store(!last)
+			if last && c.cons.Publish() {
 				c.notify()
 			}
 			c.leave()
@@ -150,6 +169,25 @@ func (c *Channel) next(timeout <-chan time.Time) error {
 			return errLoginTimeout
 		}
 	}
+}
+
+// flush publishes responses Send deferred and request slots consumed,
+// and checks the frontend's response consumer index (Send reads it only
+// when the ring looks full; it shares a cache line with the request
+// producer index next reads anyway).
+func (c *Channel) flush() error {
+	c.deferRsp.Store(false)
+	if c.cons.Publish() {
+		c.notify()
+	}
+	c.sendMu.Lock()
+	kick := c.prod.Publish()
+	_, err := c.prod.Refresh()
+	c.sendMu.Unlock()
+	if kick {
+		c.notify()
+	}
+	return err
 }
 
 var errLoginTimeout = errors.New("srpring: no SRP_LOGIN_REQ from the frontend")
@@ -250,6 +288,10 @@ func (c *Channel) Send(iu *srp.IU) error {
 		if n > 0 {
 			break
 		}
+		// the frontend can free slots only of responses it sees
+		if c.prod.Publish() {
+			c.notify()
+		}
 		if timer == nil {
 			timer = time.NewTimer(c.sendTimeout)
 			defer timer.Stop()
@@ -272,6 +314,11 @@ func (c *Channel) Send(iu *srp.IU) error {
 	}
 	PutSlot(s, n)
 	c.prod.Advance()
+	if c.deferRsp.Load() {
+		// the receiver publishes it with the rest of its batch
+		c.sendMu.Unlock()
+		return nil
+	}
 	kick := c.prod.Publish()
 	c.sendMu.Unlock()
 	if kick {
@@ -300,18 +347,14 @@ func (c *Channel) copy(buf []byte, descs []srp.MemDesc, toGuest bool) error {
 		return srp.ErrClosed
 	}
 	defer c.leave()
-	var b *copyBatch
-	select {
-	case b = <-c.batches:
-	default:
+	b, ok := c.batches.Pop()
+	if !ok {
 		b = &copyBatch{segs: make([]xen.CopySeg, 0, 64)}
 	}
 	defer func() {
+		clear(b.segs)
 		b.segs = b.segs[:0]
-		select {
-		case c.batches <- b:
-		default:
-		}
+		c.batches.Push(b)
 	}()
 	pos := 0
 	for _, d := range descs {

@@ -79,10 +79,11 @@ func (r *Ring) slot(d dir, i uint32) []byte {
 // Producer is one end's producing half. Its index is private and only
 // ever written to the shared header, never read back from it.
 type Producer struct {
-	r   *Ring
-	d   dir
-	Pvt uint32 // next slot to fill
-	pub uint32 // last index published
+	r    *Ring
+	d    dir
+	Pvt  uint32 // next slot to fill
+	pub  uint32 // last index published
+	seen uint32 // the peer's consumer index when last read
 }
 
 // Consumer is one end's consuming half.
@@ -91,6 +92,7 @@ type Consumer struct {
 	d    dir
 	Cons uint32 // next slot to read
 	pub  uint32
+	seen uint32 // the peer's producer index when last read
 }
 
 // Backend returns the backend's halves: it consumes requests and
@@ -98,27 +100,38 @@ type Consumer struct {
 func (r *Ring) Backend() (*Consumer, *Producer) {
 	c := shm.Load32(r.hdr, OffReqCons)
 	p := shm.Load32(r.hdr, OffRspProd)
-	return &Consumer{r: r, d: r.reqDir(), Cons: c, pub: c}, &Producer{r: r, d: r.rspDir(), Pvt: p, pub: p}
+	return &Consumer{r: r, d: r.reqDir(), Cons: c, pub: c, seen: c}, &Producer{r: r, d: r.rspDir(), Pvt: p, pub: p, seen: p}
 }
 
 // Frontend returns the frontend's halves.
 func (r *Ring) Frontend() (*Producer, *Consumer) {
 	p := shm.Load32(r.hdr, OffReqProd)
 	c := shm.Load32(r.hdr, OffRspCons)
-	return &Producer{r: r, d: r.reqDir(), Pvt: p, pub: p}, &Consumer{r: r, d: r.rspDir(), Cons: c, pub: c}
+	return &Producer{r: r, d: r.reqDir(), Pvt: p, pub: p, seen: p}, &Consumer{r: r, d: r.rspDir(), Cons: c, pub: c, seen: c}
 }
 
 // Slots is the number of slots.
 func (p *Producer) Slots() int { return int(p.r.nslots) }
 
-// Space reads the peer's consumer index once and returns how many slots
-// are free.
+// Space returns how many slots are free. It reads the peer's consumer
+// index only when the index it read last leaves no free slot: the peer's
+// index is a cache line the peer writes, so every read of it is a miss.
 func (p *Producer) Space() (int, error) {
+	if used := p.Pvt - p.seen; used < p.r.nslots {
+		return int(p.r.nslots - used), nil
+	}
+	return p.Refresh()
+}
+
+// Refresh reads the peer's consumer index, checks it and returns how many
+// slots are free.
+func (p *Producer) Refresh() (int, error) {
 	c := shm.Load32(p.r.hdr, p.d.cons)
 	used := p.Pvt - c
 	if used > p.r.nslots {
 		return 0, fmt.Errorf("%w: consumer index %d, producer %d, %d slots", ErrOverflow, c, p.Pvt, p.r.nslots)
 	}
+	p.seen = c
 	return int(p.r.nslots - used), nil
 }
 
@@ -126,7 +139,7 @@ func (p *Producer) Space() (int, error) {
 // the space once more (so a slot freed meanwhile is not missed).
 func (p *Producer) ArmSpace() (int, error) {
 	shm.Store32(p.r.hdr, p.d.consEvent, shm.Load32(p.r.hdr, p.d.cons)+1)
-	return p.Space()
+	return p.Refresh()
 }
 
 // Slot is the next slot to fill (private until Publish).
@@ -164,8 +177,13 @@ func (c *Consumer) Pending() (int, error) {
 	if n > c.r.nslots {
 		return 0, fmt.Errorf("%w: producer index %d, consumer %d, %d slots", ErrOverflow, p, c.Cons, c.r.nslots)
 	}
+	c.seen = p
 	return int(n), nil
 }
+
+// Seen returns how many slots the producer index read last says wait to
+// be consumed, without reading it again.
+func (c *Consumer) Seen() int { return int(c.seen - c.Cons) }
 
 // Arm asks the producer to notify on the next slot and reads the producer
 // index once more (RING_FINAL_CHECK).

@@ -111,8 +111,11 @@ func TestRingOverflow(t *testing.T) {
 	if _, err := bc.Pending(); !errors.Is(err, ErrOverflow) {
 		t.Errorf("producer moved back: %v", err)
 	}
+	if n, err := bp.Space(); n != g.Slots() || err != nil {
+		t.Fatalf("empty response ring: Space %d, %v", n, err)
+	}
 	r.Store(OffRspCons, 5) // consumed responses never produced
-	if _, err := bp.Space(); !errors.Is(err, ErrOverflow) {
+	if _, err := bp.Refresh(); !errors.Is(err, ErrOverflow) {
 		t.Errorf("consumer past the producer: %v", err)
 	}
 }

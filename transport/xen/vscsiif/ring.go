@@ -38,6 +38,10 @@ type BackRing struct {
 	// RspProdPvt is the next response slot; responses below it are
 	// written, those at or above the shared rsp_prod not yet published.
 	RspProdPvt uint32
+	// seen is req_prod as Pending read it last (Linux's rp snapshot).
+	seen uint32
+	// pushed is rsp_prod as Push wrote it last.
+	pushed uint32
 }
 
 // AttachBackRing returns the backend view of page, starting at the page's
@@ -48,7 +52,7 @@ func AttachBackRing(page []byte) (*BackRing, error) {
 		return nil, err
 	}
 	p := shm.Load32(page, SringRspProd)
-	return &BackRing{page: page[:PageSize], ReqCons: p, RspProdPvt: p}, nil
+	return &BackRing{page: page[:PageSize], ReqCons: p, RspProdPvt: p, seen: p, pushed: p}, nil
 }
 
 // Pending reads req_prod once and returns how many requests wait to be
@@ -60,8 +64,17 @@ func (r *BackRing) Pending() (int, error) {
 	if unconsumed > RingSize || rp-r.RspProdPvt > RingSize {
 		return 0, fmt.Errorf("%w: req_prod %d, req_cons %d, rsp_prod %d", ErrOverflow, rp, r.ReqCons, r.RspProdPvt)
 	}
+	r.seen = rp
 	return int(unconsumed), nil
 }
+
+// Seen is how many requests the req_prod Pending read last says wait to
+// be consumed, without reading the shared page: a backend takes a batch
+// of requests for one read of req_prod, as Linux's backends do.
+func (r *BackRing) Seen() int { return int(r.seen - r.ReqCons) }
+
+// Unpushed reports whether responses were written since the last Push.
+func (r *BackRing) Unpushed() bool { return r.RspProdPvt != r.pushed }
 
 // CopyRequest copies the next request out of the shared page into dst
 // (RequestSize bytes) and consumes it. Validate dst, never the page.
@@ -99,8 +112,12 @@ func (r *BackRing) PutResponse(rsp *Response) {
 // asked to be notified of one of them (rsp_event): one notification per
 // batch, none while the frontend is still consuming.
 func (r *BackRing) Push() bool {
-	old := shm.Load32(r.page, SringRspProd)
+	old := r.pushed
 	nw := r.RspProdPvt
+	if old == nw {
+		return false
+	}
+	r.pushed = nw
 	shm.Store32(r.page, SringRspProd, nw)
 	ev := shm.Load32(r.page, SringRspEvent)
 	return nw-ev < nw-old
