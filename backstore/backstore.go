@@ -53,6 +53,19 @@ type Store interface {
 	Close() error
 }
 
+// Viewer is a Store that can lend its bytes for reading in place. A
+// transport that copies data-in anyway (a grant copy into a Xen guest, a
+// memory copy) can copy from the view, and the read costs one pass over
+// the data instead of two. RDMA, which sends from registered buffers, does
+// not use views.
+type Viewer interface {
+	// View returns the n bytes at off, or ok false when it cannot lend
+	// them (the caller then uses ReadAt, which reports any error). The
+	// bytes stay valid and unchanged until done is called; done may be
+	// nil. The caller must not write them.
+	View(off int64, n int) (b []byte, done func(), ok bool)
+}
+
 // Caps describes a store's abilities, which the SCSI layer reports to
 // initiators (READ CAPACITY LBPME/LBPRZ, the block limits VPD page).
 type Caps struct {

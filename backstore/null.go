@@ -47,6 +47,32 @@ func (s *nullStore) ReadAt(p []byte, off int64) (int, error) {
 	return len(p), nil
 }
 
+// zeros is what a null store without a pattern lends (View): never
+// written, so its pages stay the kernel's one zero page.
+var zeros [maxView]byte
+
+// maxView is the longest view a null store lends: the SCSI layer's largest
+// transfer.
+const maxView = 16 << 20
+
+// View lends zeros, or the pattern tile at the offset's phase.
+func (s *nullStore) View(off int64, n int) ([]byte, func(), bool) {
+	if s.closed.Load() || s.checkRead(off, n) != nil {
+		return nil, nil, false
+	}
+	if s.tile == nil {
+		if n > maxView {
+			return nil, nil, false
+		}
+		return zeros[:n:n], nil, true
+	}
+	phase := off % s.plen
+	if int64(n) > int64(len(s.tile))-phase {
+		return nil, nil, false
+	}
+	return s.tile[phase : phase+int64(n) : phase+int64(n)], nil, true
+}
+
 func (s *nullStore) WriteAt(p []byte, off int64) (int, error) {
 	if s.closed.Load() {
 		return 0, errClosed(opWrite, off, int64(len(p)))

@@ -133,3 +133,51 @@ func TestNullAllocs(t *testing.T) {
 		}
 	}
 }
+
+// A null store lends its bytes (backstore.Viewer): a view holds exactly
+// what ReadAt returns, and a read it cannot lend (out of range, closed,
+// longer than its tile) is refused so the caller falls back to ReadAt.
+func TestNullView(t *testing.T) {
+	for _, pat := range []string{"", "0xa5", "0xdeadbeef", "0x0102030405"} {
+		s := openNull(t, backstore.Spec{Size: 1 << 30, BlockSize: 512, NullPattern: pat})
+		v, ok := s.(backstore.Viewer)
+		if !ok {
+			t.Fatalf("pattern %q: the null store is not a backstore.Viewer", pat)
+		}
+		for _, r := range [][2]int64{{0, 512}, {1, 3}, {4093, 100}, {123457, 60 << 10}, {1<<30 - 7, 7}} {
+			b, done, ok := v.View(r[0], int(r[1]))
+			if !ok {
+				t.Fatalf("pattern %q: View(%d, %d) refused", pat, r[0], r[1])
+			}
+			want := make([]byte, r[1])
+			if _, err := s.ReadAt(want, r[0]); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(b, want) || cap(b) != len(b) {
+				t.Fatalf("pattern %q: View(%d, %d) differs from ReadAt (len %d cap %d)", pat, r[0], r[1], len(b), cap(b))
+			}
+			if done != nil {
+				done()
+			}
+		}
+		if _, _, ok := v.View(1<<30-256, 512); ok {
+			t.Errorf("pattern %q: a view past the end was lent", pat)
+		}
+		if _, _, ok := v.View(-1, 512); ok {
+			t.Errorf("pattern %q: a view at a negative offset was lent", pat)
+		}
+	}
+	s := openNull(t, backstore.Spec{Size: 1 << 30})
+	v := s.(backstore.Viewer)
+	if _, _, ok := v.View(0, 32<<20); ok {
+		t.Error("a 32 MiB zero view was lent; the largest is 16 MiB")
+	}
+	p := openNull(t, backstore.Spec{Size: 1 << 30, NullPattern: "0xa5"}).(backstore.Viewer)
+	if _, _, ok := p.View(3, 1<<20); ok {
+		t.Error("a pattern view longer than the tile was lent")
+	}
+	s.Close()
+	if _, _, ok := v.View(0, 512); ok {
+		t.Error("a closed store lent a view")
+	}
+}

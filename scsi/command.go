@@ -78,12 +78,21 @@ type Command struct {
 	// DataIn is the initiator's data-in buffer: its length is how much the
 	// initiator can take. The command writes DataIn[:InLen].
 	DataIn []byte
+	// InViewOK says the transport can send data-in from any memory (it
+	// copies it): a read may then lend the store's own bytes (InView)
+	// instead of filling DataIn.
+	InViewOK bool
 
 	// Outcome, set by Execute.
 
 	Status Status
 	// InLen is how many bytes of DataIn hold data.
 	InLen int
+	// InView, when not nil, holds the InLen bytes of data-in in place of
+	// DataIn: bytes a backstore.Viewer lent. InData returns whichever
+	// holds them; the transport calls DoneView once it has sent them.
+	InView   []byte
+	viewDone func()
 	// InWant is how many bytes the command had to return; InWant > len(DataIn)
 	// is a data-in overflow.
 	InWant int
@@ -124,6 +133,8 @@ func (c *Command) Reset() {
 	c.Attr = Simple
 	c.DataOut = nil
 	c.DataIn = nil
+	c.InViewOK = false
+	c.DoneView()
 	c.Status = StatusGood
 	c.InLen = 0
 	c.InWant = 0
@@ -136,6 +147,23 @@ func (c *Command) Reset() {
 	c.arrival = 0
 	c.state.Store(cmdIdle)
 	c.task.reset()
+}
+
+// InData returns the data-in: InView when a store lent it, else
+// DataIn[:InLen].
+func (c *Command) InData() []byte {
+	if c.InView != nil {
+		return c.InView
+	}
+	return c.DataIn[:c.InLen]
+}
+
+// DoneView gives a lent InView back to its store. It is idempotent.
+func (c *Command) DoneView() {
+	if c.viewDone != nil {
+		c.viewDone()
+	}
+	c.InView, c.viewDone = nil, nil
 }
 
 // Aborted reports whether a task management function aborted the command.

@@ -78,6 +78,7 @@ type DiskConfig struct {
 type disk struct {
 	lu     *LU
 	store  backstore.Store
+	viewer backstore.Viewer // the store, if it lends its bytes
 	caps   backstore.Caps
 	bs     uint32
 	shift  uint
@@ -138,6 +139,7 @@ func NewDisk(cfg DiskConfig) (*LU, error) {
 		maxWSame:     1 << 22,
 		maxCAW:       64,
 	}
+	d.viewer, _ = cfg.Store.(backstore.Viewer)
 	if sbs > bs {
 		d.physExp = uint8(bits.TrailingZeros32(sbs / bs))
 	}
@@ -300,6 +302,12 @@ func (d *disk) read(c *Command) error {
 	}
 	if len(dst) == 0 {
 		return nil
+	}
+	if c.InViewOK && d.viewer != nil {
+		if v, done, ok := d.viewer.View(int64(lba)<<d.shift, len(dst)); ok {
+			c.InView, c.viewDone, c.InLen = v, done, len(v)
+			return nil
+		}
 	}
 	d.caw.RLock()
 	got, err := d.store.ReadAt(dst, int64(lba)<<d.shift)

@@ -88,6 +88,11 @@ type Limits struct {
 	// then runs a command whose backstore never blocks on its receive
 	// goroutine, data-out included, with no hand-off to a slot goroutine.
 	SyncData bool
+	// AnyData is set when WriteData copies data-in from any memory, not
+	// only from Alloc's buffers (a memory or grant copy; RDMA sends from
+	// registered buffers). A read may then send a backstore's own bytes
+	// (backstore.Viewer) without filling a buffer first.
+	AnyData bool
 }
 
 // ErrClosed is returned by a closed channel.

@@ -31,8 +31,8 @@ type channel struct {
 	log     *zap.Logger
 	credits int
 	immOff  uint16
-	// syncData caches Limits().SyncData.
-	syncData bool
+	// syncData and anyData cache Limits().SyncData and AnyData.
+	syncData, anyData bool
 
 	granted  atomic.Int64 // credits granted: login + every delta sent
 	received int64        // request IUs received; receive goroutine only
@@ -73,6 +73,7 @@ func newChannel(s *Server, ch Channel, port *scsi.Port, credits int, immOff uint
 		freed:   make(chan struct{}, 1),
 		// syncData: see Limits.SyncData and slot.prepare.
 		syncData: ch.Limits().SyncData,
+		anyData:  ch.Limits().AnyData,
 		done:     make(chan struct{}),
 	}
 	c.iu.Cmd.ImmOffset = immOff

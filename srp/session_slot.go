@@ -224,16 +224,19 @@ func (sl *slot) runCmd() {
 	}
 	sc.DataOut = sl.outBuf[:sl.outLen]
 	sc.DataIn = sl.inBuf[:sl.inLen]
+	sc.InViewOK = c.anyData
 	sn.Execute(sc)
 	if sc.Aborted() {
+		sc.DoneView()
 		sl.end()
 		return
 	}
 	if sc.InLen > 0 {
 		descs, err := sl.resolve(&sl.in, &sl.tblIn)
 		if err == nil {
-			err = c.ch.WriteData(sc.DataIn[:sc.InLen], descs)
+			err = c.ch.WriteData(sc.InData(), descs)
 		}
+		sc.DoneView()
 		if err != nil {
 			sl.dataFault(err)
 			return

@@ -136,7 +136,7 @@ func (ch *MemChannel) LoginRequest() *srp.LoginReq { return &ch.login }
 // Limits reports the channel's configuration.
 func (ch *MemChannel) Limits() srp.Limits {
 	return srp.Limits{MaxITIU: ch.cfg.MaxITIU, MaxTIIU: ch.cfg.MaxTIIU, Credits: ch.cfg.Credits,
-		ImmData: !ch.cfg.NoImmData, SyncData: true}
+		ImmData: !ch.cfg.NoImmData, SyncData: true, AnyData: true}
 }
 
 // Accept answers the login.

@@ -24,7 +24,7 @@ func TestClassesAndReuse(t *testing.T) {
 		t.Fatalf("oversize Get: cap %d", cap(big))
 	}
 	p.Put(big)
-	if made[1<<maxShift+1] != 1 || p.Get(1<<maxShift + 1) == nil || made[1<<maxShift+1] != 2 {
+	if made[1<<maxShift+1] != 1 || p.Get(1<<maxShift+1) == nil || made[1<<maxShift+1] != 2 {
 		t.Fatalf("oversize buffers must not be pooled: made %v", made)
 	}
 	// a buffer not from the pool (odd capacity) is dropped

@@ -93,7 +93,7 @@ func (r *ring) LoginRequest() *srp.LoginReq { return &r.login }
 func (r *ring) Limits() srp.Limits {
 	// SyncData: data-out is a grant copy (one ioctl), not a wait on the
 	// guest.
-	return srp.Limits{MaxITIU: 256, MaxTIIU: srp.RspMinLen + vscsiif.SenseBufferSize, Credits: vscsiif.RingSize, SyncData: true}
+	return srp.Limits{MaxITIU: 256, MaxTIIU: srp.RspMinLen + vscsiif.SenseBufferSize, Credits: vscsiif.RingSize, SyncData: true, AnyData: true}
 }
 
 func (r *ring) Accept(*srp.LoginRsp) error {

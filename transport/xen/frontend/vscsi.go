@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/srptgt/srptgt/internal/bufpool"
 	"github.com/srptgt/srptgt/scsi"
 	"github.com/srptgt/srptgt/scsi/scsitest"
 	"github.com/srptgt/srptgt/transport/xen"
@@ -46,7 +47,11 @@ type VSCSI struct {
 	fr  *vscsiif.FrontRing
 
 	slots [vscsiif.RingSize]vslot
-	free  chan uint16
+	// free holds a token per free rqid, ids the free rqids themselves,
+	// the one freed last on top (as scsifront reuses its lowest free
+	// ids, a shallow queue keeps touching the same few slots' pages)
+	free chan struct{}
+	ids  bufpool.Stack[uint16]
 
 	mu      sync.Mutex
 	state   xenbus.State
@@ -106,7 +111,7 @@ func DialVSCSI(ctx context.Context, g Guest, cfg VSCSIConfig) (*VSCSI, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &VSCSI{d: d, cfg: cfg, free: make(chan uint16, vscsiif.RingSize), luns: map[string]LUN{},
+	f := &VSCSI{d: d, cfg: cfg, free: make(chan struct{}, vscsiif.RingSize), ids: bufpool.Stack[uint16]{Depth: vscsiif.RingSize}, luns: map[string]LUN{},
 		changed: make(chan struct{}, 1), done: make(chan struct{})}
 	if err := f.attach(ctx); err != nil {
 		f.fail(err)
@@ -165,7 +170,10 @@ func (f *VSCSI) attach(ctx context.Context) error {
 				s.ind = append(s.ind, r)
 			}
 		}
-		f.free <- uint16(i)
+	}
+	for i := len(f.slots) - 1; i >= 0; i-- {
+		f.ids.Push(uint16(i))
+		f.free <- struct{}{}
 	}
 	fr, mem, err := g.AllocPages(1)
 	if err != nil {
@@ -428,7 +436,8 @@ func (f *VSCSI) Submit(ctx context.Context, r *Request) (Pending, error) {
 	default:
 	}
 	select {
-	case rqid = <-f.free:
+	case <-f.free:
+		rqid, _ = f.ids.Pop()
 	case <-f.done:
 		return Pending{}, f.Err()
 	case <-ctx.Done():
@@ -454,7 +463,7 @@ func (f *VSCSI) Submit(ctx context.Context, r *Request) (Pending, error) {
 	}
 	pages := (n + xen.PageSize - 1) / xen.PageSize
 	if pages > f.maxPages {
-		f.free <- rqid
+		f.putID(rqid)
 		return Pending{}, fmt.Errorf("frontend: a transfer of %d bytes exceeds %d pages", n, f.maxPages)
 	}
 	g, be := f.d.g, f.d.backendID
@@ -508,7 +517,12 @@ func (f *VSCSI) release(rqid uint16, pages int) {
 	for _, r := range s.ind {
 		f.d.g.Revoke(r)
 	}
-	f.free <- rqid
+	f.putID(rqid)
+}
+
+func (f *VSCSI) putID(rqid uint16) {
+	f.ids.Push(rqid)
+	f.free <- struct{}{}
 }
 
 // Wait waits for the response and fills res; data-in is appended to

@@ -221,7 +221,7 @@ func (c *Channel) LoginRequest() *srp.LoginReq { return &c.login }
 func (c *Channel) Limits() srp.Limits {
 	m := c.geo.MaxIU()
 	// SyncData: data-out is a grant copy, not a wait on the guest.
-	return srp.Limits{MaxITIU: m, MaxTIIU: m, Credits: c.geo.Slots(), ImmData: m > srp.LinuxImmDataOffset+512, SyncData: true}
+	return srp.Limits{MaxITIU: m, MaxTIIU: m, Credits: c.geo.Slots(), ImmData: m > srp.LinuxImmDataOffset+512, SyncData: true, AnyData: true}
 }
 
 // Accept answers the login.
