@@ -10,7 +10,8 @@
 #
 # Environment: SRPTGT_PERF_TIME (default 10s), SRPTGT (a built binary;
 # default: build one into the work directory), SRPTGT_PERF_CPU_PROFILE
-# (a directory: serve writes a CPU profile of each run there).
+# (a directory: serve and bench write CPU profiles of each run there,
+# RUN.pprof and RUN.bench.pprof).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d /tmp/srptgt-perf.XXXXXX)
@@ -71,13 +72,17 @@ for r in "${runs[@]}"; do
 	srp1m) args=(--ring srp --srp-initiator direct --rw read --bs 1m --iodepth 4) ;;
 	*) echo "unknown run $r" >&2; exit 2 ;;
 	esac
-	prof=
-	[ -z "${SRPTGT_PERF_CPU_PROFILE:-}" ] || { mkdir -p "$SRPTGT_PERF_CPU_PROFILE"; prof=$SRPTGT_PERF_CPU_PROFILE/$r.pprof; }
+	prof= bprof=()
+	if [ -n "${SRPTGT_PERF_CPU_PROFILE:-}" ]; then
+		mkdir -p "$SRPTGT_PERF_CPU_PROFILE"
+		prof=$SRPTGT_PERF_CPU_PROFILE/$r.pprof
+		bprof=(--cpu-profile "$SRPTGT_PERF_CPU_PROFILE/$r.bench.pprof")
+	fi
 	start_serve "$prof"
 	hz=$(getconf CLK_TCK)
 	c0=$(cpu_ticks "$serve")
 	s0=$(date +%s.%N)
-	taskset -c 1 "$bin" bench --xen-sim "$sock" --domain "$dom" --lun nul "${args[@]}" --time "$t" --json >"$work/$r.json" 2>"$work/$r.err" || {
+	taskset -c 1 "$bin" bench --xen-sim "$sock" --domain "$dom" --lun nul "${args[@]}" --time "$t" "${bprof[@]}" --json >"$work/$r.json" 2>"$work/$r.err" || {
 		echo "$r: bench failed" >&2; cat "$work/$r.err" >&2; exit 1; }
 	s1=$(date +%s.%N)
 	c1=$(cpu_ticks "$serve")

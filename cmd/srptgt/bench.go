@@ -49,6 +49,7 @@ func newBenchCmd(stdout, stderr io.Writer) *cobra.Command {
 	var o benchOptions
 	var r rdmaBench
 	var x *xenSimBench
+	var cpuProfile string
 	cmd := &cobra.Command{
 		Use:   "bench --rdma IP:PORT|--xen-sim PATH [--lun NAME|N] [--rw MODE] [--bs SIZE] [--iodepth N] [--time D] [--verify] [--json]",
 		Short: "Measure a target with fio-like I/O through the Go SRP initiator",
@@ -66,6 +67,13 @@ func newBenchCmd(stdout, stderr io.Writer) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			if cpuProfile != "" {
+				stopProfile, err := startCPUProfile(cpuProfile)
+				if err != nil {
+					return failure(err)
+				}
+				defer stopProfile()
+			}
 			return failure(runBench(ctx, o, stdout, stderr, func(o bench.Options) (*bench.Result, error) {
 				switch {
 				case r.addr != "":
@@ -92,6 +100,7 @@ func newBenchCmd(stdout, stderr io.Writer) *cobra.Command {
 	f.DurationVar(&o.time, "time", 10*time.Second, "how long to run")
 	f.BoolVar(&o.verify, "verify", false, "write self-checking data and verify it")
 	f.BoolVar(&o.json, "json", false, "print the result as JSON")
+	f.StringVar(&cpuProfile, "cpu-profile", "", "write a Go CPU profile of the bench (the initiator side) to this file (diagnostics)")
 	x = addXenSimBenchFlags(cmd)
 	return cmd
 }

@@ -401,6 +401,11 @@ func (w *worker) loop(ctx context.Context) {
 	r := w.r
 	bs := r.o.BS
 	blocks := uint32(bs / int(r.g.BlockSize))
+	// one request, CDB and context for every command of this worker: an
+	// initiator does not keep them past Do
+	var cdb [16]byte
+	req := new(scsitest.Request)
+	wctx := context.WithoutCancel(ctx)
 	for ctx.Err() == nil {
 		unit, write := w.next()
 		if r.busy != nil {
@@ -417,22 +422,22 @@ func (w *worker) loop(ctx context.Context) {
 			}
 		}
 		lba := uint64(unit) * uint64(blocks)
-		req := &scsitest.Request{LUN: r.g.LUN}
+		*req = scsitest.Request{LUN: r.g.LUN}
 		var gen uint32
 		if write {
 			if r.gens != nil {
 				gen = r.gen.Add(1)
 				fill(w.buf, lba, gen)
 			}
-			req.CDB = scsitest.RW16(0x8A, 0, lba, blocks)
+			req.CDB = scsitest.PutRW16(cdb[:], 0x8A, 0, lba, blocks)
 			req.DataOut = w.buf
 		} else {
-			req.CDB = scsitest.RW16(0x88, 0, lba, blocks)
+			req.CDB = scsitest.PutRW16(cdb[:], 0x88, 0, lba, blocks)
 			req.InLen = bs
 			req.DiscardIn = r.gens == nil
 		}
 		t0 := time.Now()
-		resp, err := r.in.Do(context.WithoutCancel(ctx), req)
+		resp, err := r.in.Do(wctx, req)
 		lat := time.Since(t0)
 		switch {
 		case err != nil:

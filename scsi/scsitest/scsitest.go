@@ -67,7 +67,8 @@ func (r *Response) Err() error {
 	return fmt.Errorf("status %#02x", uint8(r.Status))
 }
 
-// Initiator sends SCSI commands to a target.
+// Initiator sends SCSI commands to a target. Do does not keep r, its CDB
+// or its data-out buffer after it returns: callers reuse them.
 type Initiator interface {
 	Do(ctx context.Context, r *Request) (*Response, error)
 }
@@ -175,7 +176,14 @@ func ReadCapacity10() []byte {
 // WRITE AND VERIFY(16) (0x8E) or SYNCHRONIZE CACHE(16) (0x91) with byte 1
 // flags.
 func RW16(op, flags byte, lba uint64, n uint32) []byte {
-	c := make([]byte, 16)
+	return PutRW16(make([]byte, 16), op, flags, lba, n)
+}
+
+// PutRW16 builds the same CDB as RW16 into c (16 bytes), for a caller
+// that reuses one buffer per command slot.
+func PutRW16(c []byte, op, flags byte, lba uint64, n uint32) []byte {
+	c = c[:16]
+	clear(c)
 	c[0], c[1] = op, flags
 	binary.BigEndian.PutUint64(c[2:], lba)
 	binary.BigEndian.PutUint32(c[10:], n)

@@ -46,6 +46,7 @@ type dtag struct {
 	rref   xen.GrantRef
 	res    chan drsp
 	busy   bool
+	iu     srp.IU // the command's, encoded by send
 }
 
 type drsp struct {
@@ -147,10 +148,7 @@ func (s *SRPDirect) recv() {
 				s.fault("SRP_RSP for tag %#x, which has no outstanding command", r.Tag)
 				continue
 			}
-			d := drsp{status: r.Status, flags: r.Flags, diResid: r.DataInResidual, doResid: r.DataOutResidual, received: true}
-			if len(r.Sense) > 0 {
-				d.sense = append([]byte(nil), r.Sense...)
-			}
+			d := newDrsp(r)
 			select {
 			case s.tags[r.Tag].res <- d:
 			default:
@@ -192,14 +190,66 @@ func (s *SRPDirect) Do(ctx context.Context, r *scsitest.Request) (*scsitest.Resp
 		return nil, ctx.Err()
 	}
 	t := &s.tags[ti]
+	pages, err := s.start(t, ti, r)
+	if err == ErrTooLarge {
+		s.free <- ti
+		return nil, err
+	}
+	var d drsp
+	if err == nil {
+		select {
+		case d = <-t.res:
+		case <-s.done:
+			err = s.Err()
+		}
+	}
+	s.revoke(t, pages)
+	if err != nil {
+		// the tag may still get its response: it is not reused
+		return nil, err
+	}
+	resp := d.response(r, t.mem)
+	s.free <- ti
+	return resp, nil
+}
+
+func newDrsp(r *srp.Rsp) drsp {
+	d := drsp{status: r.Status, flags: r.Flags, diResid: r.DataInResidual, doResid: r.DataOutResidual, received: true}
+	if len(r.Sense) > 0 {
+		d.sense = append([]byte(nil), r.Sense...)
+	}
+	return d
+}
+
+// response is the outcome of r as d reported it; data-in is in mem.
+func (d *drsp) response(r *scsitest.Request, mem []byte) *scsitest.Response {
+	resp := &scsitest.Response{Status: scsi.Status(d.status), Sense: d.sense}
+	if r.InLen > 0 {
+		got := r.InLen
+		if d.flags&srp.RspFlagDiUnder != 0 {
+			got -= int(d.diResid)
+			resp.InResidual = int(d.diResid)
+		}
+		if !r.DiscardIn {
+			resp.Data = append([]byte(nil), mem[:max(0, got)]...)
+		}
+	}
+	if d.flags&srp.RspFlagDoUnder != 0 {
+		resp.OutResidual = int(d.doResid)
+	}
+	return resp
+}
+
+// start grants tag ti's pages for r and sends its SRP_CMD; it returns how
+// many pages it granted (revoke them once the response is in).
+func (s *SRPDirect) start(t *dtag, ti int, r *scsitest.Request) (int, error) {
 	n, write := r.InLen, false
 	if len(r.DataOut) > 0 {
 		n, write = len(r.DataOut), true
 	}
 	pages := (n + xen.PageSize - 1) / xen.PageSize
 	if pages > len(t.refs) {
-		s.free <- ti
-		return nil, ErrTooLarge
+		return 0, ErrTooLarge
 	}
 	for i := 0; i < pages; i++ {
 		s.g.Grant(t.refs[i], s.be, t.frame+uint32(i), write)
@@ -218,38 +268,14 @@ func (s *SRPDirect) Do(ctx context.Context, r *scsitest.Request) (*scsitest.Resp
 	} else if n > 0 {
 		cmd.In = bd
 	}
-	err := s.send(&srp.IU{Op: srp.OpCmd, Cmd: cmd})
-	var d drsp
-	if err == nil {
-		select {
-		case d = <-t.res:
-		case <-s.done:
-			err = s.Err()
-		}
-	}
+	t.iu.Op, t.iu.Cmd = srp.OpCmd, cmd
+	return pages, s.send(&t.iu)
+}
+
+func (s *SRPDirect) revoke(t *dtag, pages int) {
 	for i := 0; i < pages; i++ {
 		s.g.Revoke(t.refs[i])
 	}
-	if err != nil {
-		// the tag may still get its response: it is not reused
-		return nil, err
-	}
-	resp := &scsitest.Response{Status: scsi.Status(d.status), Sense: d.sense}
-	if r.InLen > 0 {
-		got := r.InLen
-		if d.flags&srp.RspFlagDiUnder != 0 {
-			got -= int(d.diResid)
-			resp.InResidual = int(d.diResid)
-		}
-		if !r.DiscardIn {
-			resp.Data = append([]byte(nil), t.mem[:max(0, got)]...)
-		}
-	}
-	if d.flags&srp.RspFlagDoUnder != 0 {
-		resp.OutResidual = int(d.doResid)
-	}
-	s.free <- ti
-	return resp, nil
 }
 
 // Logout sends SRP_I_LOGOUT and closes the ring.
