@@ -31,8 +31,10 @@ type channel struct {
 	log     *zap.Logger
 	credits int
 	immOff  uint16
-	// syncData and anyData cache Limits().SyncData and AnyData.
+	// syncData, anyData and maxSense cache Limits().SyncData, AnyData
+	// and what MaxTIIU leaves for sense data.
 	syncData, anyData bool
+	maxSense          int
 
 	granted  atomic.Int64 // credits granted: login + every delta sent
 	received int64        // request IUs received; receive goroutine only
@@ -74,6 +76,7 @@ func newChannel(s *Server, ch Channel, port *scsi.Port, credits int, immOff uint
 		// syncData: see Limits.SyncData and slot.prepare.
 		syncData: ch.Limits().SyncData,
 		anyData:  ch.Limits().AnyData,
+		maxSense: ch.Limits().MaxTIIU - RspMinLen,
 		done:     make(chan struct{}),
 	}
 	c.iu.Cmd.ImmOffset = immOff

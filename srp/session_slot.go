@@ -303,8 +303,8 @@ func (sl *slot) respond(status scsi.Status, sense []byte, withData bool) {
 		rr.Flags |= RspFlagDiUnder
 		rr.DataInResidual = uint32(sl.inLen)
 	}
-	if max := c.ch.Limits().MaxTIIU - RspMinLen; len(sense) > max {
-		sense = sense[:max]
+	if len(sense) > c.maxSense {
+		sense = sense[:c.maxSense]
 	}
 	rr.Sense = sense
 	if status == scsi.StatusGood && sl.solNt&FlagSCSolNt != 0 || status != scsi.StatusGood && sl.solNt&FlagUCSolNt != 0 {

@@ -275,35 +275,10 @@ func (c *Channel) Send(iu *srp.IU) error {
 	}
 	defer c.leave()
 	c.sendMu.Lock()
-	var timer *time.Timer
-	for {
-		n, err := c.prod.Space()
-		if err == nil && n == 0 {
-			n, err = c.prod.ArmSpace()
-		}
-		if err != nil {
+	if n, err := c.prod.Space(); err != nil || n == 0 {
+		if err := c.waitSpace(); err != nil {
 			c.sendMu.Unlock()
-			return c.fault(err)
-		}
-		if n > 0 {
-			break
-		}
-		// the frontend can free slots only of responses it sees
-		if c.prod.Publish() {
-			c.notify()
-		}
-		if timer == nil {
-			timer = time.NewTimer(c.sendTimeout)
-			defer timer.Stop()
-		}
-		select {
-		case <-c.space:
-		case <-c.done:
-			c.sendMu.Unlock()
-			return srp.ErrClosed
-		case <-timer.C:
-			c.sendMu.Unlock()
-			return c.fault(fmt.Errorf("%w for %v", errStalled, c.sendTimeout))
+			return err
 		}
 	}
 	s := c.prod.Slot()
@@ -327,6 +302,43 @@ func (c *Channel) Send(iu *srp.IU) error {
 	return nil
 }
 
+// waitSpace waits (up to the send timeout) for the frontend to free a
+// response slot. The caller holds sendMu.
+func (c *Channel) waitSpace() error {
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		n, err := c.prod.Space()
+		if err == nil && n == 0 {
+			n, err = c.prod.ArmSpace()
+		}
+		if err != nil {
+			return c.fault(err)
+		}
+		if n > 0 {
+			return nil
+		}
+		// the frontend can free slots only of responses it sees
+		if c.prod.Publish() {
+			c.notify()
+		}
+		if timer == nil {
+			timer = time.NewTimer(c.sendTimeout)
+		}
+		select {
+		case <-c.space:
+		case <-c.done:
+			return srp.ErrClosed
+		case <-timer.C:
+			return c.fault(fmt.Errorf("%w for %v", errStalled, c.sendTimeout))
+		}
+	}
+}
+
 // Alloc returns a data buffer.
 func (c *Channel) Alloc(n int) ([]byte, error) { return c.pool.Get(n), nil }
 
@@ -346,16 +358,20 @@ func (c *Channel) copy(buf []byte, descs []srp.MemDesc, toGuest bool) error {
 	if !c.enter() {
 		return srp.ErrClosed
 	}
-	defer c.leave()
 	b, ok := c.batches.Pop()
 	if !ok {
 		b = &copyBatch{segs: make([]xen.CopySeg, 0, 64)}
 	}
-	defer func() {
-		clear(b.segs)
-		b.segs = b.segs[:0]
-		c.batches.Push(b)
-	}()
+	// no defers: this runs for every command
+	err := c.copyBatch(b, buf, descs, toGuest)
+	clear(b.segs)
+	b.segs = b.segs[:0]
+	c.batches.Push(b)
+	c.leave()
+	return err
+}
+
+func (c *Channel) copyBatch(b *copyBatch, buf []byte, descs []srp.MemDesc, toGuest bool) error {
 	pos := 0
 	for _, d := range descs {
 		if pos == len(buf) {
