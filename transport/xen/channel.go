@@ -3,7 +3,9 @@ package xen
 import (
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -168,7 +170,7 @@ func (r *ring) kicker() {
 // responses without pushing them (deferRsp), and the last request of the
 // batch, or running out of requests, pushes them all with at most one
 // notification. Before sleeping on the event channel the receiver looks
-// at the ring a few more times (pollSpins), so a frontend that sends its
+// at the ring a few more times (PollSpins), so a frontend that sends its
 // next request within microseconds costs no wake-ups.
 func (r *ring) next(stop <-chan struct{}) bool {
 	for spins := 0; ; spins++ {
@@ -192,7 +194,7 @@ func (r *ring) next(stop <-chan struct{}) bool {
 			n, err = r.br.Pending()
 		}
 		more := n > 0
-		if err == nil && !more && spins >= pollSpins {
+		if err == nil && !more && spins >= PollSpins {
 			more, err = r.br.FinalCheck()
 			n = r.br.Seen()
 		}
@@ -205,7 +207,7 @@ func (r *ring) next(stop <-chan struct{}) bool {
 			r.evt.Notify()
 		}
 		if err == nil && !more {
-			if spins < pollSpins {
+			if spins < PollSpins {
 				runtime.Gosched()
 				continue
 			}
@@ -236,9 +238,20 @@ func (r *ring) next(stop <-chan struct{}) bool {
 	}
 }
 
-// pollSpins is how many times the receiver yields and looks at the ring
-// again before it arms req_event and sleeps.
-var pollSpins = 64
+// PollSpins is how many times a ring's receiver (vscsiif here, the SRP
+// ring in package srpring) yields and looks at the ring again before it
+// arms the event and sleeps: polling answers a busy frontend without
+// wake-ups, at the price of the CPU time it burns while the frontend is
+// slower. SRPTGT_XEN_POLL_SPINS in the environment sets it (0: sleep at
+// once).
+var PollSpins = pollSpinsFromEnv()
+
+func pollSpinsFromEnv() int {
+	if v, err := strconv.Atoi(os.Getenv("SRPTGT_XEN_POLL_SPINS")); err == nil && v >= 0 {
+		return v
+	}
+	return 64
+}
 
 // Recv builds the next IU from the ring: SRP_CMD for a CDB request,
 // SRP_TSK_MGMT for ABORT and RESET. Requests that cannot reach the

@@ -139,7 +139,7 @@ func (c *Channel) next(timeout <-chan time.Time) error {
 		// Poll briefly before arming the event and sleeping: a frontend
 		// that answers within microseconds is picked up without two
 		// wake-ups through the event channel.
-		for spin := 0; err == nil && n == 0 && spin < pollSpins; spin++ {
+		for spin := 0; err == nil && n == 0 && spin < xen.PollSpins; spin++ {
 			runtime.Gosched()
 			n, err = c.cons.Pending()
 		}
@@ -191,10 +191,6 @@ func (c *Channel) flush() error {
 }
 
 var errLoginTimeout = errors.New("srpring: no SRP_LOGIN_REQ from the frontend")
-
-// pollSpins is how many times the receiver yields and looks at the ring
-// again before it sleeps on the event channel.
-var pollSpins = 64
 
 // readLogin waits for the SRP_LOGIN_REQ that opens the channel.
 func (c *Channel) readLogin(timeout time.Duration) error {
