@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/srptgt/srptgt/scsi"
 	"github.com/srptgt/srptgt/scsi/scsitest"
@@ -47,6 +48,9 @@ type dtag struct {
 	res    chan drsp
 	busy   bool
 	iu     srp.IU // the command's, encoded by send
+	// waiting: a Do waits on res; fail wakes it with a drsp that was
+	// not received
+	waiting atomic.Bool
 }
 
 type drsp struct {
@@ -106,6 +110,14 @@ func (s *SRPDirect) fail(err error) {
 		s.err = err
 		s.errMu.Unlock()
 		close(s.done)
+		for i := range s.tags {
+			if t := &s.tags[i]; t.waiting.Load() {
+				select {
+				case t.res <- drsp{}:
+				default:
+				}
+			}
+		}
 	})
 }
 
@@ -183,11 +195,15 @@ var ErrTooLarge = errors.New("frontend: transfer larger than prepared")
 func (s *SRPDirect) Do(ctx context.Context, r *scsitest.Request) (*scsitest.Response, error) {
 	var ti int
 	select {
-	case ti = <-s.free:
-	case <-s.done:
-		return nil, s.Err()
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	case ti = <-s.free: // a worker per tag: the usual case, no select
+	default:
+		select {
+		case ti = <-s.free:
+		case <-s.done:
+			return nil, s.Err()
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
 	t := &s.tags[ti]
 	pages, err := s.start(t, ti, r)
@@ -197,11 +213,17 @@ func (s *SRPDirect) Do(ctx context.Context, r *scsitest.Request) (*scsitest.Resp
 	}
 	var d drsp
 	if err == nil {
+		// one channel receive: fail wakes a waiting tag itself
+		t.waiting.Store(true)
 		select {
-		case d = <-t.res:
 		case <-s.done:
 			err = s.Err()
+		default:
+			if d = <-t.res; !d.received {
+				err = s.Err()
+			}
 		}
+		t.waiting.Store(false)
 	}
 	s.revoke(t, pages)
 	if err != nil {

@@ -100,6 +100,7 @@ type vresult struct {
 	sense    [vscsiif.SenseBufferSize]byte
 	senseLen int
 	aborted  bool // a successful ABORT or RESET ended the request: no response comes
+	failed   bool // the frontend stopped (fail): no response comes
 }
 
 var _ scsitest.Initiator = (*VSCSI)(nil)
@@ -378,6 +379,14 @@ func (f *VSCSI) fail(err error) {
 		f.state = xenbus.Closed
 		f.mu.Unlock()
 		close(f.done)
+		for i := range f.slots {
+			if s := &f.slots[i]; s.inflight.Load() {
+				select {
+				case s.res <- vresult{failed: true}:
+				default:
+				}
+			}
+		}
 	})
 }
 
@@ -436,12 +445,17 @@ func (f *VSCSI) Submit(ctx context.Context, r *Request) (Pending, error) {
 	default:
 	}
 	select {
-	case <-f.free:
+	case <-f.free: // usually one is free: no select
 		rqid, _ = f.ids.Pop()
-	case <-f.done:
-		return Pending{}, f.Err()
-	case <-ctx.Done():
-		return Pending{}, ctx.Err()
+	default:
+		select {
+		case <-f.free:
+			rqid, _ = f.ids.Pop()
+		case <-f.done:
+			return Pending{}, f.Err()
+		case <-ctx.Done():
+			return Pending{}, ctx.Err()
+		}
 	}
 	s := &f.slots[rqid]
 	req := vscsiif.Request{Rqid: rqid, Act: r.Act, Dir: vscsiif.DirNone, RefRqid: r.RefRqid, Timeout: 30}
@@ -531,30 +545,50 @@ func (f *VSCSI) putID(rqid uint16) {
 func (p Pending) Wait(ctx context.Context, res *Result, in []byte) ([]byte, error) {
 	f := p.f
 	s := &f.slots[p.Rqid]
-	select {
-	case r := <-s.res:
-		s.inflight.Store(false)
-		if r.aborted {
-			f.release(p.Rqid, p.n)
-			return nil, scsitest.ErrAborted
+	var r vresult
+	if ctx.Done() == nil {
+		// Nothing to cancel: one channel receive. fail wakes an
+		// in-flight slot itself; a failure before this request was
+		// in flight closed done already.
+		select {
+		case r = <-s.res:
+		default:
+			select {
+			case <-f.done:
+				return nil, f.Err()
+			default:
+				r = <-s.res
+			}
 		}
-		*res = Result{Rslt: r.rsp.Rslt, Residual: r.rsp.Residual}
-		if r.senseLen > 0 {
-			res.Sense = append([]byte(nil), r.sense[:r.senseLen]...)
+	} else {
+		select {
+		case r = <-s.res:
+		case <-f.done:
+			return nil, f.Err()
+		case <-ctx.Done():
+			// the request stays outstanding, as in scsifront until it
+			// is aborted or answered; its slot is not reused
+			return nil, ctx.Err()
 		}
-		if p.inLen > 0 && !p.discard {
-			got := max(0, p.inLen-int(r.rsp.Residual))
-			in = append(in[:0], s.mem[:got]...)
-		}
-		f.release(p.Rqid, p.n)
-		return in, nil
-	case <-f.done:
-		return nil, f.Err()
-	case <-ctx.Done():
-		// the request stays outstanding, as in scsifront until it is
-		// aborted or answered; its slot is not reused
-		return nil, ctx.Err()
 	}
+	if r.failed {
+		return nil, f.Err()
+	}
+	s.inflight.Store(false)
+	if r.aborted {
+		f.release(p.Rqid, p.n)
+		return nil, scsitest.ErrAborted
+	}
+	*res = Result{Rslt: r.rsp.Rslt, Residual: r.rsp.Residual}
+	if r.senseLen > 0 {
+		res.Sense = append([]byte(nil), r.sense[:r.senseLen]...)
+	}
+	if p.inLen > 0 && !p.discard {
+		got := max(0, p.inLen-int(r.rsp.Residual))
+		in = append(in[:0], s.mem[:got]...)
+	}
+	f.release(p.Rqid, p.n)
+	return in, nil
 }
 
 // Do runs one command.
