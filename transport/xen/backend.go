@@ -754,8 +754,12 @@ func (l *Listener) attach(d *device, a xenbus.Action) (*ring, error) {
 	r.descs = make([]srp.MemDesc, 0, l.cfg.MaxSegments)
 	l.rings.Add(1)
 	go r.kicker()
-	// Requests pushed before we bound the port notified nobody.
-	r.kick <- struct{}{}
+	// Requests pushed before we bound the port notified nobody. (The
+	// kicker may have queued a kick already: one is enough.)
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
 	r.log.Info("ring attached", zap.Uint32("ring_ref", a.RingRef), zap.Uint32("event_channel", a.EventChannel),
 		zap.Bool("resume", a.Resume), zap.String("initiator", fmt.Sprintf("%x", d.initiator)))
 	return r, nil

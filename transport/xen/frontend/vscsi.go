@@ -62,6 +62,11 @@ type VSCSI struct {
 	once    sync.Once
 	// respDone is closed when the response goroutine has returned
 	respDone chan struct{}
+	// live is held (read) while Submit or Wait use a slot's pages and
+	// grant references, and taken by teardown before it frees them: a
+	// command racing a Close sees the frontend's end instead of pages
+	// already given back (and perhaps granted again by a new frontend)
+	live sync.RWMutex
 
 	// hooks for hostile-frontend tests: rewrite a request before it is
 	// published, or publish raw bytes
@@ -457,6 +462,13 @@ func (f *VSCSI) Submit(ctx context.Context, r *Request) (Pending, error) {
 			return Pending{}, ctx.Err()
 		}
 	}
+	f.live.RLock()
+	defer f.live.RUnlock()
+	select {
+	case <-f.done:
+		return Pending{}, f.Err()
+	default:
+	}
 	s := &f.slots[rqid]
 	req := vscsiif.Request{Rqid: rqid, Act: r.Act, Dir: vscsiif.DirNone, RefRqid: r.RefRqid, Timeout: 30}
 	if req.Act == 0 {
@@ -573,6 +585,14 @@ func (p Pending) Wait(ctx context.Context, res *Result, in []byte) ([]byte, erro
 	}
 	if r.failed {
 		return nil, f.Err()
+	}
+	f.live.RLock()
+	defer f.live.RUnlock()
+	select {
+	case <-f.done:
+		// closed meanwhile: the slot's pages may be given back already
+		return nil, f.Err()
+	default:
 	}
 	s.inflight.Store(false)
 	if r.aborted {
@@ -716,7 +736,11 @@ func (f *VSCSI) teardown() {
 	d.setState(xenbus.Closing)
 	d.setState(xenbus.Closed)
 	d.st.Close()
-	// The backend unmaps on Closing; then the pages go back to the guest.
+	// The backend unmaps on Closing; then the pages go back to the guest,
+	// once no Submit or Wait uses them (fail closed done before: none
+	// starts again).
+	f.live.Lock()
+	defer f.live.Unlock()
 	for i := range f.slots {
 		s := &f.slots[i]
 		for _, r := range append(s.refs, s.ind...) {
