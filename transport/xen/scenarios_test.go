@@ -584,6 +584,9 @@ type crashHV struct {
 	// onWrite, if set, sees every write of the backend's XenStore
 	// connections before it is made
 	onWrite atomic.Pointer[func(path, value string)]
+	// onList, if set, sees every directory the backend listed, after
+	// the listing and before the backend goes on
+	onList atomic.Pointer[func(path string)]
 }
 
 func (h *crashHV) Store() (xen.Store, error) {
@@ -607,6 +610,14 @@ func (s hookedStore) Write(tx xenstore.Tx, path, value string) error {
 		(*f)(path, value)
 	}
 	return s.Store.Write(tx, path, value)
+}
+
+func (s hookedStore) List(tx xenstore.Tx, path string) ([]string, error) {
+	names, err := s.Store.List(tx, path)
+	if f := s.h.onList.Load(); f != nil {
+		(*f)(path)
+	}
+	return names, err
 }
 
 func (h *crashHV) crash() {
@@ -737,5 +748,65 @@ func TestHotAddMapsBeforeTellingTheGuest(t *testing.T) {
 			t.Errorf("the guest was told about a LUN before the session mapped it: %v", told)
 			break
 		}
+	}
+}
+
+// A guest created and given a device while the backend cleans up after
+// another guest's destruction keeps its device. The backend used to list
+// the live domains first and the backend directories second, and removed
+// the device of a guest that appeared in between as if its domain were
+// gone; the test creates the guest exactly there.
+func TestCleanupKeepsAGuestCreatedMeanwhile(t *testing.T) {
+	e := newEnv(t, nil)
+	st := e.store()
+	dial := func(id xen.DomID, name string) *xensim.Guest {
+		g, err := xensim.DialGuest(e.sim.Path(), xensim.GuestConfig{DomID: id, Name: name, Pages: 16384, Grants: 8192})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { g.Close() })
+		return g
+	}
+	old := dial(7, "old")
+	if err := xen.Attach(st, xen.AttachRequest{Domain: "old", LU: "disk1"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the backend to take old's device in", func() bool {
+		s, _ := st.Read(0, "/local/domain/0/backend/vscsi/7/0/state")
+		return s == "2" // the backend took the device in (InitWait)
+	})
+	created := make(chan *xensim.Guest, 1)
+	var once sync.Once
+	hook := func(path string) {
+		if path != "/local/domain" {
+			return
+		}
+		if _, err := st.Read(0, "/local/domain/7"); err == nil {
+			return // not the cleanup after old's destruction
+		}
+		once.Do(func() {
+			g := dial(3, "g1")
+			if err := xen.Attach(st, xen.AttachRequest{Domain: "g1", LU: "disk0"}); err != nil {
+				t.Error(err)
+			}
+			created <- g
+		})
+	}
+	e.crash.onList.Store(&hook)
+	old.Close()
+	var g *xensim.Guest
+	select {
+	case g = <-created:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the backend did not list the domains after a guest was destroyed")
+	}
+	e.crash.onList.Store(nil)
+	f := e.front(g, 0)
+	clearUA(t, f, 0)
+	if err := rw(ctxT(t, 5*time.Second), f, 0, 0, 8, rand.New(rand.NewSource(9))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Read(0, "/local/domain/0/backend/vscsi/7"); err == nil {
+		t.Error("the destroyed guest's device directory is still there")
 	}
 }

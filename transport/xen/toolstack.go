@@ -428,7 +428,18 @@ func (l *Listener) autoAttach() {
 
 // cleanupDomains removes the backend directories of domains that are
 // gone (the toolstack's job on domain destruction).
+//
+// The backend directories are listed before the domains: a directory is
+// written only after its domain exists, so one listed first belongs to a
+// domain the later listing shows unless it is really gone. (Listing the
+// domains first removed the devices of a guest created and attached
+// between the two listings.) Each removal is checked once more against
+// the domain's own node.
 func (l *Listener) cleanupDomains() {
+	ids, err := l.st.List(xenstore.None, l.root)
+	if err != nil || len(ids) == 0 {
+		return
+	}
 	doms, err := Domains(l.st)
 	if err != nil {
 		return
@@ -437,11 +448,13 @@ func (l *Listener) cleanupDomains() {
 	for _, d := range doms {
 		alive[d.ID] = true
 	}
-	ids, _ := l.st.List(xenstore.None, l.root)
 	for _, s := range ids {
 		n, err := strconv.ParseUint(s, 10, 16)
 		if err != nil || alive[DomID(n)] {
 			continue
+		}
+		if _, err := l.st.Read(xenstore.None, "/local/domain/"+s); err == nil {
+			continue // it exists after all
 		}
 		l.log.Info("domain gone: removing its vscsi devices", zap.Uint64("domain", n))
 		l.st.Remove(xenstore.None, l.root+"/"+s)
