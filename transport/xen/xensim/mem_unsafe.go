@@ -28,12 +28,20 @@ func mapPages(fd int, frames []uint32, prot int) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	for i, f := range frames {
+	// one mmap per run of consecutive frames (a guest's buffer is often
+	// one), populated at once rather than faulted in page by page
+	for i := 0; i < len(frames); {
+		j := i + 1
+		for j < len(frames) && frames[j] == frames[j-1]+1 {
+			j++
+		}
 		at := unsafe.Add(base, uintptr(i)*pageSize)
-		if _, err := unix.MmapPtr(fd, int64(f)*pageSize, at, pageSize, prot, unix.MAP_SHARED|unix.MAP_FIXED); err != nil {
+		if _, err := unix.MmapPtr(fd, int64(frames[i])*pageSize, at, uintptr(j-i)*pageSize, prot,
+			unix.MAP_SHARED|unix.MAP_FIXED|unix.MAP_POPULATE); err != nil {
 			unix.MunmapPtr(base, n)
 			return nil, err
 		}
+		i = j
 	}
 	return unsafe.Slice((*byte)(base), n), nil
 }
