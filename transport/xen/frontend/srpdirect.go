@@ -46,7 +46,6 @@ type dtag struct {
 	rframe uint32
 	rref   xen.GrantRef
 	res    chan drsp
-	busy   bool
 	iu     srp.IU // the command's, encoded by send
 	// waiting: a Do waits on res; fail wakes it with a drsp that was
 	// not received

@@ -73,9 +73,6 @@ func (r *BackRing) Pending() (int, error) {
 // of requests for one read of req_prod, as Linux's backends do.
 func (r *BackRing) Seen() int { return int(r.seen - r.ReqCons) }
 
-// Unpushed reports whether responses were written since the last Push.
-func (r *BackRing) Unpushed() bool { return r.RspProdPvt != r.pushed }
-
 // CopyRequest copies the next request out of the shared page into dst
 // (RequestSize bytes) and consumes it. Validate dst, never the page.
 func (r *BackRing) CopyRequest(dst []byte) {
